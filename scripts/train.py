@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Train a genbook model preset on a dataset preset.
+
+    python scripts/train.py                                   # TarFlow on digits, CPU, a few minutes
+    torchrun --standalone --nproc_per_node 2 scripts/train.py # 2 ranks, DDP
+    deepspeed --num_gpus 2 scripts/train.py --deepspeed_config configs/ds_zero2.json
+
+Writes metrics.jsonl, checkpoints/ and samples.png into --out (default runs/<model>) and prints the
+test metrics. The same file runs unchanged under python, torchrun and deepspeed.
+"""
+import argparse, os, sys, time, json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ArgParser(argparse.ArgumentParser):
+    "Bad flags end in one line, not a usage block."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_kv(items, what):
+    from genbook.core import parse_value
+    out = {}
+    for it in items or []:
+        if "=" not in it: raise ValueError(f"{what} expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip().replace("-", "_")] = parse_value(v)
+    return out
+
+
+def get_parser():
+    p = ArgParser(prog="train.py", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="tarflow-digits", help="model preset (--list shows them)")
+    p.add_argument("--data", default="digits", help="dataset preset (--list shows them)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="override a model argument (repeatable)")
+    p.add_argument("--data-arg", action="append", metavar="KEY=VALUE", help="dataset argument, e.g. path=/data/imgs (repeatable)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="global batch size over all ranks (default: the preset's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    p.add_argument("--warmup", type=int, help="warm-up steps (default: the preset's)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
+    p.add_argument("--out", help="run folder (default runs/<model>)")
+    p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step; the schedule still ends at --max-steps")
+    p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint)")
+    p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
+    p.add_argument("--log-every", type=int, default=10, help="steps between metric records")
+    p.add_argument("--ckpt-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
+    p.add_argument("--num-samples", type=int, default=100, help="images in samples.png (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list model and dataset presets and exit")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # set by the deepspeed launcher
+    return p
+
+
+def build_data(name, args):
+    import inspect
+    from genbook.core import DATA
+    fn, _ = DATA.get(name)
+    has_split = "split" in inspect.signature(fn).parameters
+    train = DATA.build(name, **({"split": "train"} if has_split else {}), **args)
+    test = DATA.build(name, **{"split": "test"}, **args) if has_split else None
+    return train, test
+
+
+def build_model(name, overrides, data):
+    "Model preset; shape/label/level arguments the preset leaves open are taken from the data."
+    from genbook.core import MODELS
+    cfg = MODELS.config(name, **overrides)
+    shape = getattr(data, "shape", None)
+    derived = {}
+    if shape is not None and len(shape) == 3:
+        derived.update(in_channels=shape[0], img_size=shape[1])
+    if hasattr(data, "num_classes"): derived["num_classes"] = data.num_classes
+    if hasattr(data, "levels"): derived["levels"] = data.levels
+    for k, v in derived.items():
+        if k in cfg and k not in overrides and cfg[k] != v:
+            _, preset = MODELS.get(name)
+            if k in preset:
+                raise ValueError(f"model preset {name!r} has {k}={cfg[k]} but the data has {k}={v}; "
+                                 f"use --model-arg {k}={v} or a matching preset")
+            cfg[k] = v
+    return MODELS.get(name)[0](**cfg)
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    import torch
+    from genbook.core import MODELS, DATA, import_presets, seed_everything
+    import_presets()
+    if args.list:
+        print("models:\n" + MODELS.describe() + "\n\ndatasets:\n" + DATA.describe()); return 0
+    if args.deepspeed_config:
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
+    from genbook.train import Trainer, dist_env
+    from genbook.viz import save_grid
+    rank = dist_env()[0]
+
+    train, test = build_data(args.data, parse_kv(args.data_arg, "--data-arg"))
+    seed_everything(args.seed)
+    model = build_model(args.model, parse_kv(args.model_arg, "--model-arg"), train)
+    cfg = MODELS.train_defaults(args.model)
+    for k in ("max_steps", "batch_size", "lr", "warmup"):
+        if getattr(args, k) is not None: cfg[k] = getattr(args, k)
+    out = Path(args.out or ROOT / "runs" / args.model)
+    eval_fn = (lambda m: m.evaluate(test)) if (test is not None and hasattr(model, "evaluate")) else None
+    tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
+                 ckpt_every=args.ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
+                 progress=not args.no_progress, **cfg)
+    if rank == 0:
+        print(f"{args.model} ({sum(p.numel() for p in model.parameters())/1e6:.2f}M params) on {args.data} "
+              f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
+              f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}", flush=True)
+    t0 = time.time()
+    tr.fit(resume=args.resume, until=args.until)
+    wall = time.time() - t0
+    if args.num_samples and hasattr(model, "sample"):
+        nc = getattr(model, "num_classes", 0)
+        y = torch.arange(nc).repeat_interleave(max(1, args.num_samples // nc))[: args.num_samples].to(tr.device) if nc else None
+        n = len(y) if y is not None else args.num_samples
+        with tr.gathered(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
+        if rank == 0: save_grid(xs, out / "samples.png", nrow=max(1, n // max(nc, 1)) if nc else None)
+    if rank == 0:
+        last = tr.history[-1] if tr.history else {}
+        evals = {k[5:]: v for k, v in last.items() if k.startswith("eval_")}
+        print(f"done in {wall:.1f}s: step {tr.step}, train loss {last.get('loss', float('nan')):.4f}, "
+              f"skipped steps {tr.skipped}; wrote {out}/metrics.jsonl, checkpoints/, samples.png")
+        for k, v in evals.items(): print(f"test {k}: {v:.4f}")
+        (out / "result.json").write_text(json.dumps({"step": tr.step, "wall_s": round(wall, 1), **{f"test_{k}": v for k, v in evals.items()}}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        from genbook.train import CheckpointError  # noqa
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        sys.exit(f"train.py: error: {msg}")
+    except Exception as e:
+        from genbook.train import CheckpointError
+        if isinstance(e, CheckpointError): sys.exit(f"train.py: error: {e}")
+        raise

@@ -1,0 +1,24 @@
+"""Run every notebook in nbs/ through nbdev's test runner, one pytest test each.
+
+Cells flagged `#| slow` / `#| notest` are skipped unless GENBOOK_NB_FLAGS names them
+(e.g. GENBOOK_NB_FLAGS=slow pytest tests/test_notebooks.py)."""
+import os
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
+
+
+def test_found_notebooks():
+    assert len(NBS) >= 6, f"expected the genbook notebooks in {ROOT / 'nbs'}, found {[p.name for p in NBS]}"
+
+
+@pytest.mark.parametrize("nb", NBS, ids=lambda p: p.name)
+def test_notebook(nb):
+    from nbdev.config import get_config
+    from nbdev.test import test_nb
+    force = os.environ.get("GENBOOK_NB_FLAGS", "").split()
+    skip = [f for f in get_config().tst_flags.split() if f not in force]
+    ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, do_print=False)
+    assert ok, f"{nb.name} failed after {secs:.1f}s; its traceback is printed above"
