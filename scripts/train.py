@@ -125,8 +125,9 @@ def main(argv=None):
     if rank == 0:
         last = tr.history[-1] if tr.history else {}
         evals = {k[5:]: v for k, v in last.items() if k.startswith("eval_")}
+        wrote = "metrics.jsonl, checkpoints/" + (", samples.png" if (out / "samples.png").is_file() and args.num_samples else "")
         print(f"done in {wall:.1f}s: step {tr.step}, train loss {last.get('loss', float('nan')):.4f}, "
-              f"skipped steps {tr.skipped}; wrote {out}/metrics.jsonl, checkpoints/, samples.png")
+              f"skipped steps {tr.skipped}; wrote {wrote} in {out}")
         for k, v in evals.items(): print(f"test {k}: {v:.4f}")
         (out / "result.json").write_text(json.dumps({"step": tr.step, "wall_s": round(wall, 1), **{f"test_{k}": v for k, v in evals.items()}}, indent=1))
     return 0

@@ -118,3 +118,18 @@ def test_deepspeed_zero2_two_ranks_match_one_process(tmp_path, one_process):
     print(f"DeepSpeed ZeRO-2, 2 ranks vs 1 process: max rel. loss difference {rel(two, one_process):.2e} over {len(two)} steps")
     assert len(two) == len(one_process) and rel(two, one_process) < TOL
     assert (tmp_path / "samples.png").is_file() and (tmp_path / "checkpoints/latest").is_file()
+
+
+@pytest.mark.skipif(shutil.which("deepspeed") is None, reason="deepspeed not installed")
+def test_deepspeed_resume_reproduces_uninterrupted_run(tmp_path):
+    "Exact resume through DeepSpeed's own checkpoint (engine state) plus genbook's scheduler and RNG state."
+    common = ["--max-steps", "8", "--log-every", "1", "--warmup", "2", "--num-samples", "0",
+              "--deepspeed_config", ROOT / "configs/ds_zero2.json"] + SMALL
+    ok(run(common + ["--out", tmp_path / "full"]))
+    ok(run(common + ["--out", tmp_path / "part", "--until", "4"]))
+    assert (tmp_path / "part/checkpoints/step_0000004/deepspeed").is_dir()
+    ok(run(common + ["--out", tmp_path / "part", "--resume", tmp_path / "part"]))
+    assert losses(tmp_path / "part") == losses(tmp_path / "full")
+    # a DeepSpeed checkpoint cannot silently be resumed by the plain engine
+    r = run(["--max-steps", "8", "--resume", tmp_path / "part", "--out", tmp_path / "x", "--num-samples", "0"] + SMALL)
+    assert r.returncode != 0 and "resume it with the same engine" in r.stderr
