@@ -1,14 +1,27 @@
 #!/usr/bin/env python
-"""Speed ratios measured in one run (never wall-clock limits in tests).
+"""Speed ratios of genbook's flow samplers, measured in one run (tests never assert wall-clock limits).
 
-    python scripts/bench.py            # TarFlow sampling: KV cache vs recomputation vs a torch.cat cache
+    python scripts/bench.py                 # all benchmarks, ~1-2 minutes on 2 CPU cores
+    python scripts/bench.py --json out.json # also write the numbers
 
-Setting of flows.md's reference numbers: 32x32x3 images, patch 4, width 128, 4 blocks x 2 layers, batch 16.
+1. TarFlow sampling at flows.md's reference setting (32x32x3, patch 4, width 128, 4 blocks x 2 layers,
+   batch 16): preallocated KV cache vs no cache vs a growing torch.cat cache (ml-tarflow's);
+   guidance with both branches in one batched call vs two separate calls with torch.cat caches (the
+   reference's approach).
+2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else a small
+   model trained here for a few hundred steps): wall time and number of sequential model calls.
+3. One training step of the tarflow-digits preset (global batch 128).
 """
 import argparse, json, time
+from pathlib import Path
 import torch
-from genbook.flows.tarflow import TarFlow
 import genbook.nn as gnn
+from genbook.core import MODELS, import_presets
+from genbook.flows.tarflow import TarFlow
+from genbook.flows.guidance import LinearGuidance
+from genbook.flows.sampling import sample
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CatCache:
@@ -21,42 +34,123 @@ class CatCache:
         return self.k, self.v
 
 
-def timeit(fn, reps):
-    fn()  # warm-up
+class cat_caches:
+    "Context in which every attention layer gets a CatCache instead of the preallocated KVCache."
+    def __enter__(self):
+        self.orig = gnn.Attention.new_cache
+        gnn.Attention.new_cache = lambda self, *a, **kw: CatCache()
+    def __exit__(self, *exc): gnn.Attention.new_cache = self.orig
+
+
+def best(fn, reps):
+    fn()
     ts = []
     for _ in range(reps):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
     return min(ts)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", help="also write the results here")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+@torch.no_grad()
+def bench_reference_config(reps):
     torch.manual_seed(0)
     m = TarFlow(in_channels=3, img_size=32, patch_size=4, width=128, num_blocks=4, layers_per_block=2, num_classes=10).eval()
     for b in m.blocks: torch.nn.init.normal_(b.proj_out.weight, std=0.01)
-    z = torch.randn(16, m.T, m.D); y = torch.arange(16) % 10
-    res = {}
-    with torch.no_grad():
-        res["cached_s"] = timeit(lambda: m.inverse(z, y, use_cache=True), a.reps)
-        res["uncached_s"] = timeit(lambda: m.inverse(z, y, use_cache=False), a.reps)
-        orig = gnn.Attention.new_cache
-        gnn.Attention.new_cache = lambda self, *args, **kw: CatCache()
-        try: res["catcache_s"] = timeit(lambda: m.inverse(z, y, use_cache=True), a.reps)
-        finally: gnn.Attention.new_cache = orig
-        err = (m.inverse(z, y) - m.inverse(z, y, use_cache=False)).abs().max().item()
-    res["uncached_over_cached"] = res["uncached_s"] / res["cached_s"]
-    res["catcache_over_prealloc"] = res["catcache_s"] / res["cached_s"]
-    res["max_abs_diff_cached_vs_uncached"] = err
-    print(f"TarFlow sampling, 16 x 32x32x3, p4, width 128, 4x2 layers, {a.threads} threads (best of {a.reps}):")
-    print(f"  preallocated KV cache {res['cached_s']:.3f}s | torch.cat cache {res['catcache_s']:.3f}s | no cache {res['uncached_s']:.3f}s")
-    print(f"  no cache / cache = {res['uncached_over_cached']:.1f}x ; cat cache / preallocated = {res['catcache_over_prealloc']:.2f}x ; max |diff| {err:.1e}")
-    if a.json:
-        with open(a.json, "w") as f: json.dump(res, f, indent=1)
+    z, y = torch.randn(16, m.T, m.D), torch.arange(16) % 10
+    g = LinearGuidance(2.0)
+    r = {"config": "32x32x3, patch 4 (T=64, D=48), width 128, 4 blocks x 2 layers, batch 16, 10 classes"}
+    r["seq_cached_s"] = best(lambda: m.inverse(z, y), reps)
+    r["seq_uncached_s"] = best(lambda: m.inverse(z, y, use_cache=False), reps)
+    with cat_caches(): r["seq_catcache_s"] = best(lambda: m.inverse(z, y), reps)
+    r["guided_batched_s"] = best(lambda: m.inverse(z, y, guidance=g), reps)
+    r["guided_two_pass_prealloc_s"] = best(lambda: m.inverse(z, y, guidance=g, batched=False), reps)
+    with cat_caches(): r["guided_two_pass_catcache_s"] = best(lambda: m.inverse(z, y, guidance=g, batched=False), reps)
+    with cat_caches(): ref = m.inverse(z, y, guidance=g, batched=False)
+    r["guided_max_abs_diff"] = (m.inverse(z, y, guidance=g) - ref).abs().max().item()
+    # the batching gain depends on how compute-bound one step is: sweep the batch size
+    r["guided_ratio_by_batch"] = {}
+    for B in (1, 4, 16, 64):
+        zb, yb = torch.randn(B, m.T, m.D), torch.arange(B) % 10
+        one = best(lambda: m.inverse(zb, yb, guidance=g), reps)
+        with cat_caches(): two = best(lambda: m.inverse(zb, yb, guidance=g, batched=False), reps)
+        r["guided_ratio_by_batch"][B] = two / one
+    r["uncached_over_cached"] = r["seq_uncached_s"] / r["seq_cached_s"]
+    r["catcache_over_prealloc"] = r["seq_catcache_s"] / r["seq_cached_s"]
+    r["guided_reference_over_batched"] = r["guided_two_pass_catcache_s"] / r["guided_batched_s"]
+    return r
+
+
+def digits_model(steps):
+    import_presets()
+    ck = ROOT / "runs" / "tarflow-digits"
+    m = MODELS.build("tarflow-digits")
+    if (ck / "checkpoints" / "latest").is_file():
+        from genbook.train import find_checkpoint, load_weights
+        load_weights(m, find_checkpoint(ck) / "model.safetensors")
+        return m, f"tarflow-digits from {ck.relative_to(ROOT)}"
+    from genbook.data import digits
+    from genbook.train import Trainer
+    torch.manual_seed(0)
+    Trainer(m, digits(), batch_size=128, max_steps=steps, lr=2e-3, warmup=50, progress=False, log_every=10**9).fit()
+    return m, f"tarflow-digits trained here for {steps} steps (run scripts/train.py for the full model)"
+
+
+@torch.no_grad()
+def bench_jacobi(m, reps, tol):
+    m.eval()
+    y = torch.arange(40) % 10
+    z = torch.randn(40, m.T, m.D, generator=torch.Generator().manual_seed(0))
+    xs, rs = sample(m, z=z, y=y)
+    r = {"seq_calls": rs.total_calls, "seq_s": best(lambda: sample(m, z=z, y=y), reps), "tol": tol}
+    for crit in ("max", "mean"):
+        xj, rj = sample(m, z=z, y=y, method="jacobi", tol=tol, criterion=crit)
+        r[f"jacobi_{crit}_calls"] = rj.total_calls
+        r[f"jacobi_{crit}_calls_per_block"] = rj.calls
+        r[f"jacobi_{crit}_s"] = best(lambda: sample(m, z=z, y=y, method="jacobi", tol=tol, criterion=crit), reps)
+        r[f"jacobi_{crit}_rel_l2_to_seq"] = ((xj - xs).norm() / xs.norm()).item()
+        r[f"seq_over_jacobi_{crit}_calls"] = rs.total_calls / rj.total_calls
+    return r
+
+
+def bench_train_step(steps=10):
+    import_presets()
+    from genbook.data import digits
+    from genbook.train import Trainer
+    torch.manual_seed(0)
+    tr = Trainer(MODELS.build("tarflow-digits"), digits(), batch_size=128, max_steps=steps + 2, progress=False, log_every=10**9)
+    tr.train_step(); tr.train_step()
+    t = time.perf_counter()
+    for _ in range(steps): tr.train_step()
+    return {"train_step_s": (time.perf_counter() - t) / steps, "config": "tarflow-digits, global batch 128, fp32"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--train-steps", type=int, default=400, help="steps for the digits model when none is trained")
+    ap.add_argument("--tol", type=float, default=1e-3, help="Jacobi tolerance")
+    ap.add_argument("--json", help="also write the results to this file")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    res = {"threads": a.threads, "torch": torch.__version__}
+    r = res["reference_config"] = bench_reference_config(a.reps)
+    print(f"[1] TarFlow sampling, {r['config']}, {a.threads} threads, best of {a.reps}:")
+    print(f"    sequential: preallocated KV cache {r['seq_cached_s']:.3f}s | torch.cat cache {r['seq_catcache_s']:.3f}s | "
+          f"no cache {r['seq_uncached_s']:.3f}s  ->  no cache / cache {r['uncached_over_cached']:.1f}x, cat / preallocated {r['catcache_over_prealloc']:.2f}x")
+    print(f"    guidance w=2: one batched call {r['guided_batched_s']:.3f}s | two calls, preallocated {r['guided_two_pass_prealloc_s']:.3f}s | "
+          f"two calls + cat caches (ml-tarflow) {r['guided_two_pass_catcache_s']:.3f}s  ->  {r['guided_reference_over_batched']:.2f}x faster, "
+          f"max |diff| {r['guided_max_abs_diff']:.1e}")
+    print("    two calls + cat caches / one batched call, by batch size: " + ", ".join(f"B={b}: {v:.2f}x" for b, v in r["guided_ratio_by_batch"].items()))
+    m, desc = digits_model(a.train_steps)
+    r = res["jacobi"] = {"model": desc, **bench_jacobi(m, a.reps, a.tol)}
+    print(f"[2] Jacobi vs sequential decoding, {desc}, 40 samples, tol {a.tol}:")
+    print(f"    sequential: {r['seq_calls']} calls, {r['seq_s']:.3f}s")
+    for c in ("max", "mean"):
+        print(f"    jacobi ({c:4s}): {r[f'jacobi_{c}_calls']} calls {r[f'jacobi_{c}_calls_per_block']} ({r[f'seq_over_jacobi_{c}_calls']:.2f}x fewer), "
+              f"{r[f'jacobi_{c}_s']:.3f}s, rel. L2 difference to sequential {r[f'jacobi_{c}_rel_l2_to_seq']:.1e}")
+    r = res["train"] = bench_train_step()
+    print(f"[3] training step, {r['config']}: {r['train_step_s'] * 1000:.0f} ms")
+    if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
