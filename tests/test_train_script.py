@@ -133,3 +133,21 @@ def test_deepspeed_resume_reproduces_uninterrupted_run(tmp_path):
     # a DeepSpeed checkpoint cannot silently be resumed by the plain engine
     r = run(["--max-steps", "8", "--resume", tmp_path / "part", "--out", tmp_path / "x", "--num-samples", "0"] + SMALL)
     assert r.returncode != 0 and "resume it with the same engine" in r.stderr
+
+
+def test_image_folder_with_generic_preset(tmp_path):
+    "An image folder on disk (sub-folders = classes) trains the generic preset; shape, classes and levels follow the data."
+    import numpy as np
+    from PIL import Image
+    for c in ("cat", "dog"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((np.random.default_rng(i).random((12, 12, 3)) * 255).astype("uint8")).save(tmp_path / "imgs" / c / f"{i}.png")
+    r = ok(run(["--model", "tarflow", "--data", "folder", "--data-arg", f"path={tmp_path / 'imgs'}", "--data-arg", "size=8",
+                "--max-steps", "2", "--batch-size", "4", "--out", tmp_path / "run"] + SMALL))
+    assert "on folder (8 train)" in r.stdout
+    meta = json.loads((tmp_path / "run/checkpoints/step_0000002/meta.json").read_text())
+    assert {k: meta["config"][k] for k in ("in_channels", "img_size", "num_classes", "levels")} == dict(in_channels=3, img_size=8, num_classes=2, levels=256)
+    # the digits preset on RGB data is refused with a clear line
+    r = run(["--data", "folder", "--data-arg", f"path={tmp_path / 'imgs'}", "--max-steps", "1", "--no-progress"])
+    assert r.returncode != 0 and "has in_channels=1 but the data has in_channels=3" in r.stderr
