@@ -51,7 +51,7 @@ def best(fn, reps):
 
 
 @torch.no_grad()
-def bench_reference_config(reps):
+def bench_reference_config(reps, batches=(1, 4, 16, 64)):
     torch.manual_seed(0)
     m = TarFlow(in_channels=3, img_size=32, patch_size=4, width=128, num_blocks=4, layers_per_block=2, num_classes=10).eval()
     for b in m.blocks: torch.nn.init.normal_(b.proj_out.weight, std=0.01)
@@ -68,7 +68,7 @@ def bench_reference_config(reps):
     r["guided_max_abs_diff"] = (m.inverse(z, y, guidance=g) - ref).abs().max().item()
     # the batching gain depends on how compute-bound one step is: sweep the batch size
     r["guided_ratio_by_batch"] = {}
-    for B in (1, 4, 16, 64):
+    for B in batches:
         zb, yb = torch.randn(B, m.T, m.D), torch.arange(B) % 10
         one = best(lambda: m.inverse(zb, yb, guidance=g), reps)
         with cat_caches(): two = best(lambda: m.inverse(zb, yb, guidance=g, batched=False), reps)
@@ -79,11 +79,11 @@ def bench_reference_config(reps):
     return r
 
 
-def digits_model(steps):
+def digits_model(steps, use_trained=True):
     import_presets()
     ck = ROOT / "runs" / "tarflow-digits"
     m = MODELS.build("tarflow-digits")
-    if (ck / "checkpoints" / "latest").is_file():
+    if use_trained and (ck / "checkpoints" / "latest").is_file():
         from genbook.train import find_checkpoint, load_weights
         load_weights(m, find_checkpoint(ck) / "model.safetensors")
         return m, f"tarflow-digits from {ck.relative_to(ROOT)}"
@@ -130,10 +130,12 @@ def main():
     ap.add_argument("--train-steps", type=int, default=400, help="steps for the digits model when none is trained")
     ap.add_argument("--tol", type=float, default=1e-3, help="Jacobi tolerance")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--quick", action="store_true", help="1 repetition, a 30-step digits model: checks that the benchmark runs")
     a = ap.parse_args()
+    if a.quick: a.reps, a.train_steps = 1, 30
     torch.set_num_threads(a.threads)
     res = {"threads": a.threads, "torch": torch.__version__}
-    r = res["reference_config"] = bench_reference_config(a.reps)
+    r = res["reference_config"] = bench_reference_config(a.reps, (1, 16) if a.quick else (1, 4, 16, 64))
     print(f"[1] TarFlow sampling, {r['config']}, {a.threads} threads, best of {a.reps}:")
     print(f"    sequential: preallocated KV cache {r['seq_cached_s']:.3f}s | torch.cat cache {r['seq_catcache_s']:.3f}s | "
           f"no cache {r['seq_uncached_s']:.3f}s  ->  no cache / cache {r['uncached_over_cached']:.1f}x, cat / preallocated {r['catcache_over_prealloc']:.2f}x")
@@ -141,7 +143,7 @@ def main():
           f"two calls + cat caches (ml-tarflow) {r['guided_two_pass_catcache_s']:.3f}s  ->  {r['guided_reference_over_batched']:.2f}x faster, "
           f"max |diff| {r['guided_max_abs_diff']:.1e}")
     print("    two calls + cat caches / one batched call, by batch size: " + ", ".join(f"B={b}: {v:.2f}x" for b, v in r["guided_ratio_by_batch"].items()))
-    m, desc = digits_model(a.train_steps)
+    m, desc = digits_model(a.train_steps, use_trained=not a.quick)
     r = res["jacobi"] = {"model": desc, **bench_jacobi(m, a.reps, a.tol)}
     print(f"[2] Jacobi vs sequential decoding, {desc}, 40 samples, tol {a.tol}:")
     print(f"    sequential: {r['seq_calls']} calls, {r['seq_s']:.3f}s")

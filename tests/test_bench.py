@@ -1,0 +1,18 @@
+"""scripts/bench.py runs end to end and reports the ratios it promises (no timing assertions)."""
+import json, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick(tmp_path):
+    r = subprocess.run([sys.executable, ROOT / "scripts/bench.py", "--quick", "--json", tmp_path / "b.json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "b.json").read_text())
+    ref = res["reference_config"]
+    assert ref["guided_max_abs_diff"] < 1e-4                 # batched guidance gives the same samples
+    assert ref["uncached_over_cached"] > 0 and set(ref["guided_ratio_by_batch"]) == {"1", "16"}
+    j = res["jacobi"]
+    assert j["seq_calls"] == 60 and j["jacobi_max_calls"] <= 60 and j["jacobi_max_rel_l2_to_seq"] < 1e-2
+    assert res["train"]["train_step_s"] > 0
