@@ -11,6 +11,8 @@
 2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else a small
    model trained here for a few hundred steps): wall time and number of sequential model calls.
 3. One training step of the tarflow-digits preset (global batch 128).
+4. TypeScore: time per scored (target, extraction) pair over the built-in instructions with 10% typos,
+   Biopython's Smith-Waterman vs genbook's pure-Python reference DP, and tesseract seconds per image.
 """
 import argparse, json, time
 from pathlib import Path
@@ -123,6 +125,26 @@ def bench_train_step(steps=10):
     return {"train_step_s": (time.perf_counter() - t) / steps, "config": "tarflow-digits, global batch 128, fp32"}
 
 
+def bench_typescore(reps, n_ocr=8):
+    "Metric and OCR throughput on the built-in instructions."
+    from genbook.eval.typescore import TypeScore, load_instructions, smith_waterman, smith_waterman_dp, TesseractExtractor, TesseractMissing
+    from genbook.eval.typegen import add_typos, render_text
+    ts, inst = TypeScore(), load_instructions()
+    pairs = [(i.target, add_typos(i.target, 0.1, seed=k)[0]) for k, i in enumerate(inst)]
+    t_score = best(lambda: [ts.score(t, e) for t, e in pairs], reps) / len(pairs)
+    t_bio = best(lambda: [smith_waterman(t, e) for t, e in pairs], reps)
+    t_dp = best(lambda: [smith_waterman_dp(t, e) for t, e in pairs], 1)
+    assert all(smith_waterman(t, e) == smith_waterman_dp(t, e) for t, e in pairs)
+    out = {"pairs": len(pairs), "score_us_per_pair": t_score * 1e6, "sw_dp_over_biopython": t_dp / t_bio}
+    try:
+        ocr = TesseractExtractor()
+        imgs = [render_text(i.text, size=28, width=520, seed=k) for k, i in enumerate(inst[:n_ocr])]
+        out["ocr_s_per_image"] = best(lambda: [ocr(im) for im in imgs], 1) / len(imgs)
+        out["ocr_config"] = f"tesseract {ocr.version}, variants {ocr.variants}, psm {ocr.psm}"
+    except TesseractMissing as e: out["ocr_s_per_image"], out["ocr_config"] = None, str(e)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
@@ -152,6 +174,10 @@ def main():
               f"{r[f'jacobi_{c}_s']:.3f}s, rel. L2 difference to sequential {r[f'jacobi_{c}_rel_l2_to_seq']:.1e}")
     r = res["train"] = bench_train_step()
     print(f"[3] training step, {r['config']}: {r['train_step_s'] * 1000:.0f} ms")
+    r = res["typescore"] = bench_typescore(a.reps, 4 if a.quick else 8)
+    ocr = f"{r['ocr_s_per_image']:.3f}s per image ({r['ocr_config']})" if r["ocr_s_per_image"] else r["ocr_config"]
+    print(f"[4] TypeScore over {r['pairs']} instructions: {r['score_us_per_pair']:.0f} us per scored pair; "
+          f"Smith-Waterman pure-Python DP / Biopython {r['sw_dp_over_biopython']:.0f}x; OCR {ocr}")
     if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
 
 

@@ -16,3 +16,5 @@ def test_bench_quick(tmp_path):
     j = res["jacobi"]
     assert j["seq_calls"] == 60 and j["jacobi_max_calls"] <= 60 and j["jacobi_max_rel_l2_to_seq"] < 1e-2
     assert res["train"]["train_step_s"] > 0
+    t = res["typescore"]
+    assert t["pairs"] >= 100 and t["score_us_per_pair"] > 0 and t["sw_dp_over_biopython"] > 0
