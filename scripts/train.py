@@ -40,6 +40,7 @@ def get_parser():
     p.add_argument("--batch-size", type=int, help="global batch size over all ranks (default: the preset's)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default: the preset's)")
+    p.add_argument("--direction", choices=["l2r", "r2l"], help="token order for text datasets (passed to the dataset as direction=)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--out", help="run folder (default runs/<model>)")
@@ -75,6 +76,8 @@ def build_model(name, overrides, data):
         derived.update(in_channels=shape[0], img_size=shape[1])
     if hasattr(data, "num_classes"): derived["num_classes"] = data.num_classes
     if hasattr(data, "levels"): derived["levels"] = data.levels
+    if hasattr(data, "vocab_size"): derived["vocab_size"] = data.vocab_size
+    if hasattr(data, "seq_len"): derived["max_len"] = data.seq_len
     for k, v in derived.items():
         if k in cfg and k not in overrides and cfg[k] != v:
             _, preset = MODELS.get(name)
@@ -98,7 +101,13 @@ def main(argv=None):
     from genbook.viz import save_grid
     rank = dist_env()[0]
 
-    train, test = build_data(args.data, parse_kv(args.data_arg, "--data-arg"))
+    data_args = parse_kv(args.data_arg, "--data-arg")
+    if args.direction:
+        import inspect
+        if "direction" not in inspect.signature(DATA.get(args.data)[0]).parameters:
+            raise ValueError(f"--direction: dataset {args.data!r} has no direction (text datasets such as 'mult' do)")
+        data_args["direction"] = args.direction
+    train, test = build_data(args.data, data_args)
     seed_everything(args.seed)
     model = build_model(args.model, parse_kv(args.model_arg, "--model-arg"), train)
     cfg = MODELS.train_defaults(args.model)

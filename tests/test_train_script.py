@@ -75,6 +75,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (["--model-arg", "widht=3"], "did you mean 'width'"),
     (["--data", "folder", "--data-arg", "path=/no/such/folder"], "image folder not found"),
     (["--deepspeed_config", "/no/such.json"], "DeepSpeed config file not found"),
+    (["--direction", "r2l"], "dataset 'digits' has no direction"),
+    (["--model", "gpt", "--data", "mult", "--data-arg", "digits=5"], "digits must be 1, 2 or 3"),
 ])
 def test_bad_flags_one_line(args, msg):
     r = run(args + ["--no-progress"])
@@ -151,3 +153,14 @@ def test_image_folder_with_generic_preset(tmp_path):
     # the digits preset on RGB data is refused with a clear line
     r = run(["--data", "folder", "--data-arg", f"path={tmp_path / 'imgs'}", "--max-steps", "1", "--no-progress"])
     assert r.returncode != 0 and "has in_channels=1 but the data has in_channels=3" in r.stderr
+
+
+def test_gpt_r2l_on_multiplication(tmp_path):
+    "--model gpt --direction r2l: the same script trains the R2L language model and reports its MCQ accuracy."
+    r = ok(run(["--model", "gpt", "--data", "mult", "--direction", "r2l", "--data-arg", "fmt=reverse", "--max-steps", "30",
+                "--batch-size", "32", "--log-every", "10", "--model-arg", "dim=64", "--out", tmp_path, "--no-progress"]))
+    assert "test mcq_acc:" in r.stdout and "test loss:" in r.stdout
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["step"] == 30 and 0 <= res["test_mcq_acc"] <= 1 and res["test_loss"] < 2.64   # below uniform, log(14)
+    assert (tmp_path / "checkpoints/step_0000030/model.safetensors").is_file()
+
