@@ -128,7 +128,7 @@ class Registry:
 
 MODELS = Registry("model")
 DATA = Registry("dataset")
-PRESET_MODULES = ["genbook.data", "genbook.flows.tarflow", "genbook.text.r2l"]
+PRESET_MODULES = ["genbook.data", "genbook.flows.tarflow", "genbook.text.r2l", "genbook.splats.data", "genbook.splats.splatter"]
 
 def import_presets():
     "Import every genbook module that registers presets."

@@ -131,6 +131,9 @@ def main(argv=None):
         n = len(y) if y is not None else args.num_samples
         with tr.gathered(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
         if rank == 0: save_grid(xs, out / "samples.png", nrow=max(1, n // max(nc, 1)) if nc else None)
+    elif args.num_samples and hasattr(model, "preview") and test is not None:
+        with tr.gathered(): xs = model.preview(test, n=max(1, min(8, args.num_samples)))
+        if rank == 0: save_grid(xs, out / "samples.png", nrow=len(xs) // max(1, min(8, args.num_samples, len(test))))
     if rank == 0:
         last = tr.history[-1] if tr.history else {}
         evals = {k[5:]: v for k, v in last.items() if k.startswith("eval_")}

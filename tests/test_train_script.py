@@ -164,3 +164,14 @@ def test_gpt_r2l_on_multiplication(tmp_path):
     assert res["step"] == 30 and 0 <= res["test_mcq_acc"] <= 1 and res["test_loss"] < 2.64   # below uniform, log(14)
     assert (tmp_path / "checkpoints/step_0000030/model.safetensors").is_file()
 
+
+
+def test_splatter_on_multiview(tmp_path):
+    "--model splatter --data multiview: the Splatter Image reconstructor trains through the same script and is evaluated on held-out objects."
+    r = ok(run(["--model", "splatter", "--data", "multiview", "--data-arg", "n_objects=8", "--data-arg", "views=3", "--data-arg", "size=16",
+                "--model-arg", "width=16", "--max-steps", "6", "--batch-size", "4", "--log-every", "2", "--out", tmp_path, "--no-progress"],
+               env={"GENBOOK_CACHE": str(tmp_path / "cache")}))
+    for k in ("psnr", "ssim", "psnr_input_copy", "ssim_input_copy"): assert f"test {k}:" in r.stdout
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["step"] == 6 and 0 < res["test_psnr"] < 60 and -1 <= res["test_ssim"] <= 1
+    assert (tmp_path / "samples.png").is_file() and len(list((tmp_path / "cache").glob("multiview-*.safetensors"))) == 2
