@@ -13,6 +13,13 @@
 3. One training step of the tarflow-digits preset (global batch 128).
 4. TypeScore: time per scored (target, extraction) pair over the built-in instructions with 10% typos,
    Biopython's Smith-Waterman vs genbook's pure-Python reference DP, and tesseract seconds per image.
+5. Gaussian splatting: forward + backward of the sparse rasterizer vs the dense all-pairs oracle at 64x64
+   with 4096 Gaussians (small Gaussians as in a reconstructed object, and large ones), the sparse
+   renderer's scaling with Gaussians (1k, 4k, 16k) and resolution (64, 128), and one Splatter Image
+   training step.
+6. Simplicits (sim.lbs): one implicit-Euler time step of kaolin's beam scene (32 + 1 handles = 396 DOFs,
+   1024 cubature points), one skinning-training step, and one Newton iteration with the analytic
+   (block-structured) Hessian vs the same iteration with an autograd Hessian.
 """
 import argparse, json, time
 from pathlib import Path
@@ -145,6 +152,88 @@ def bench_typescore(reps, n_ocr=8):
     return out
 
 
+def bench_splats(reps, quick=False):
+    "Sparse vs dense rasterization (forward + backward) and the sparse renderer's scaling."
+    from genbook.splats.render import render, render_dense, random_gaussians, orbit_cameras, project, pixel_pairs, _prepare
+    def run(fn, n, size, scale):
+        g = random_gaussians(n, generator=torch.Generator().manual_seed(0), scale=scale)
+        cams = orbit_cameras(1, radius=2.2, size=size)
+        leaves = [t.requires_grad_() for t in (g.means, g.log_scales, g.quats, g.opacities, g.sh)]
+        def step():
+            out = fn(g, cams)
+            (out["rgb"].sum() + out["depth"].sum() + out["alpha"].sum()).backward()
+            return out
+        t = best(step, reps)
+        gf, cf, gidx, _, _ = _prepare(g, cams, 1.0)
+        pairs = len(pixel_pairs(project(gf, cf, gidx), size, size)[0])
+        return t, pairs / n, step()["rgb"].detach()
+    out = {"cases": {}, "scaling": {}}
+    for name, scale in (("small", (0.01, 0.04)), ("large", (0.03, 0.15))):
+        ts, ppg, img_s = run(render, 4096, 64, scale)
+        td, _, img_d = run(render_dense, 4096, 64, scale)
+        out["cases"][name] = {"scale": scale, "pairs_per_gaussian": ppg, "sparse_s": ts, "dense_s": td, "dense_over_sparse": td / ts,
+                              "max_abs_diff": (img_s - img_d).abs().max().item()}
+    for n in ((1024, 4096) if quick else (1024, 4096, 16384)):
+        for size in ((64,) if quick else (64, 128)):
+            t, ppg, _ = run(render, n, size, (0.01, 0.04))
+            out["scaling"][f"{n}@{size}"] = {"sparse_s": t, "pairs_per_gaussian": ppg}
+    from genbook.splats.splatter import SplatterNet
+    from genbook.splats.render import Cameras
+    import numpy as np
+    from genbook.splats.data import random_object, random_cameras, render_mesh
+    rng = np.random.default_rng(0)
+    objs = []
+    for _ in range(8):
+        mesh, fc = random_object(rng); cams = random_cameras(rng, 6, size=32)
+        objs.append((render_mesh(mesh, fc, cams)["rgb"], cams))
+    batch = {"images": torch.stack([o[0] for o in objs]), "w2c": torch.stack([o[1].w2c for o in objs]), "K": torch.stack([o[1].K for o in objs])}
+    m = SplatterNet()
+    def train_step():
+        m.zero_grad(); m.loss(batch)["loss"].backward()
+    out["splatter_train_step_s"] = best(train_step, reps)
+    out["splatter_config"] = "splatter preset (1.3M params), batch 8 objects x 6 views, 32x32, 1024 Gaussians per object"
+    return out
+
+
+def bench_sim(reps, quick=False):
+    "Simplicits step / training step times and analytic vs autograd Newton iterations."
+    from genbook.sim.lbs import (BEAM, BEAM_WEIGHTS, beam_object, beam_scene, load_skinning, SkinningMLP, lame,
+                                 skinning_losses)
+    obj = beam_object()
+    lo, hi = obj.bounds
+    sk = load_skinning(BEAM_WEIGHTS) if BEAM_WEIGHTS.is_file() else SkinningMLP(BEAM["handles"], 64, BEAM["layers"], lo.tolist(), hi.tolist())
+    sc = beam_scene(sk)
+    n_steps = 3 if quick else 10
+    sc.step(1)
+    t = time.perf_counter(); sc.step(n_steps); step_s = (time.perf_counter() - t) / n_steps
+    iters = sum(h.newton_iters for h in sc.history[-n_steps:]) / n_steps
+    z_n, zd = sc.z.clone(), sc.zdot.clone()
+    z = z_n + 1e-3 * torch.randn_like(z_n)
+    def analytic():
+        _, g, Hm = sc.objective(z, z_n, zd)
+        return torch.linalg.solve(Hm, -g.flatten()), Hm
+    def autograd():
+        f = lambda v: sc.objective(v.reshape_as(z), z_n, zd, derivatives=False)[0]
+        g = torch.func.grad(f)(z.flatten())
+        Hm = torch.autograd.functional.hessian(f, z.flatten(), vectorize=True)
+        return torch.linalg.solve(Hm, -g), Hm
+    t_an = best(analytic, reps)
+    t_ag = best(autograd, 1)
+    H1, H2 = analytic()[1], autograd()[1]
+    diff = ((H1 - H2).norm() / H2.norm()).item()
+    xn = sk.normalize(obj.pts.float()); mu, lam = (v.float() for v in lame(obj.E, obj.nu))
+    opt = torch.optim.Adam(sk.parameters(), 1e-3)
+    idx = torch.randint(len(xn), (1000,), generator=torch.Generator().manual_seed(0))
+    def train_step():
+        le, lo_ = skinning_losses(sk, xn[idx], mu[idx], lam[idx], 1.0, 0.5)
+        opt.zero_grad(); (le + lo_).backward(); opt.step()
+    t_train = best(train_step, reps)
+    return {"config": f"beam scene: {sc.H} handles ({sc.dofs} DOFs), {len(sc.X)} cubature points, float64",
+            "sim_step_s": step_s, "newton_iters_per_step": iters, "newton_iter_analytic_s": t_an, "newton_iter_autograd_s": t_ag,
+            "autograd_over_analytic": t_ag / t_an, "hessian_rel_diff": diff, "skinning_train_step_s": t_train,
+            "train_config": f"1000 points x 10 transforms, MLP width 64 x {BEAM['layers']} layers"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
@@ -178,6 +267,17 @@ def main():
     ocr = f"{r['ocr_s_per_image']:.3f}s per image ({r['ocr_config']})" if r["ocr_s_per_image"] else r["ocr_config"]
     print(f"[4] TypeScore over {r['pairs']} instructions: {r['score_us_per_pair']:.0f} us per scored pair; "
           f"Smith-Waterman pure-Python DP / Biopython {r['sw_dp_over_biopython']:.0f}x; OCR {ocr}")
+    r = res["splats"] = bench_splats(a.reps, a.quick)
+    print(f"[5] Gaussian splatting, 64x64, 4096 Gaussians, forward + backward, {a.threads} threads:")
+    for name, c in r["cases"].items():
+        print(f"    {name} Gaussians (std {c['scale'][0]}-{c['scale'][1]}, {c['pairs_per_gaussian']:.0f} pixels each): sparse {c['sparse_s'] * 1e3:.1f} ms | "
+              f"dense {c['dense_s'] * 1e3:.0f} ms  ->  {c['dense_over_sparse']:.1f}x faster, max |diff| {c['max_abs_diff']:.1e}")
+    print("    sparse scaling (small Gaussians): " + ", ".join(f"{k}: {v['sparse_s'] * 1e3:.0f} ms" for k, v in r["scaling"].items()))
+    print(f"    Splatter Image training step ({r['splatter_config']}): {r['splatter_train_step_s'] * 1e3:.0f} ms")
+    r = res["sim"] = bench_sim(a.reps, a.quick)
+    print(f"[6] Simplicits, {r['config']}: {r['sim_step_s'] * 1e3:.0f} ms per time step ({r['newton_iters_per_step']:.1f} Newton iterations); "
+          f"Newton iteration with analytic Hessian {r['newton_iter_analytic_s'] * 1e3:.0f} ms vs autograd Hessian {r['newton_iter_autograd_s'] * 1e3:.0f} ms "
+          f"-> {r['autograd_over_analytic']:.0f}x (Hessians agree to {r['hessian_rel_diff']:.1e}); skinning training step {r['skinning_train_step_s'] * 1e3:.0f} ms ({r['train_config']})")
     if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
 
 

@@ -18,3 +18,9 @@ def test_bench_quick(tmp_path):
     assert res["train"]["train_step_s"] > 0
     t = res["typescore"]
     assert t["pairs"] >= 100 and t["score_us_per_pair"] > 0 and t["sw_dp_over_biopython"] > 0
+    sp = res["splats"]
+    for c in sp["cases"].values():
+        assert c["max_abs_diff"] < 1e-4 and c["dense_over_sparse"] > 0 and c["pairs_per_gaussian"] > 0   # sparse == dense
+    assert set(sp["scaling"]) == {"1024@64", "4096@64"} and sp["splatter_train_step_s"] > 0
+    sim = res["sim"]
+    assert sim["hessian_rel_diff"] < 1e-10 and sim["sim_step_s"] > 0 and sim["autograd_over_analytic"] > 0 and sim["skinning_train_step_s"] > 0
