@@ -233,9 +233,10 @@ def project(g:Gaussians, # Gaussians, batch shape (B,) after flattening
             cams:Cameras, # (V,) cameras
             gidx:torch.Tensor, # (V,) index of the Gaussian set each view renders
             near:float=0.01, # cull Gaussians with camera z <= near
+            cov:torch.Tensor|None=None, # (B, N, 3, 3) world covariances overriding scales/rotations (e.g. deformed (F L)(F L)^T)
            )->Projected:
     "EWA projection of the Gaussians of each view."
-    cov = g.covariances()[gidx]                              # (V, N, 3, 3)
+    cov = (g.covariances() if cov is None else cov)[gidx]    # (V, N, 3, 3)
     means, W, t = g.means[gidx], cams.w2c[:, None, :3, :3], cams.w2c[:, None, :3, 3]
     p = (W @ means[..., None])[..., 0] + t                     # (V, N, 3) camera coordinates
     z = p[..., 2]
@@ -281,6 +282,14 @@ def _prepare(g, cams, bg):
     gf, cf, gidx, shape = _views(g, cams.to(device=g.means.device, dtype=g.means.dtype))
     return gf, cf, gidx, shape, _background(bg, g.means.dtype, g.means.device)
 
+def _cov(cov, g):
+    "Validate and flatten a covariance override to (B, N, 3, 3)."
+    if cov is None: return None
+    want = (*g.batch_shape, g.n, 3, 3)
+    _check(torch.is_tensor(cov) and tuple(cov.shape) == want, f"render: covariances must have shape {want}, got {tuple(getattr(cov, 'shape', ()))}")
+    _check(bool(torch.isfinite(cov).all()), "render: covariances contain NaN or inf")
+    return cov.reshape(-1, g.n, 3, 3).to(g.means.dtype)
+
 def pixel_pairs(pr:Projected, H:int, W:int)->tuple:
     "All (view, Gaussian, pixel row, pixel column) whose pixel lies in the Gaussian's alpha >= 1/255 box (no gradient)."
     with torch.no_grad():
@@ -309,11 +318,12 @@ def render(g:Gaussians, # Gaussians with batch shape (...,) (often none)
            cams:Cameras, # cameras with batch shape (..., *views): one camera, or views per Gaussian set
            bg=1.0, # background colour (scalar or RGB)
            near:float=0.01, # near plane: Gaussians with camera z <= near are culled
+           covariances:torch.Tensor|None=None, # (..., N, 3, 3) world covariances to use instead of scales and rotations
           )->dict:
     "Differentiable sparse rasterization: {'rgb': (..., 3, H, W), 'depth': (..., H, W), 'alpha': (..., H, W)}."
     gf, cf, gidx, shape, bg = _prepare(g, cams, bg)
     H, W, V, N, P = cf.height, cf.width, len(gidx), gf.n, cf.height * cf.width
-    pr = project(gf, cf, gidx, near)
+    pr = project(gf, cf, gidx, near, _cov(covariances, g))
     vg, py, px = pixel_pairs(pr, H, W)
     view, gi = vg // N, vg % N
     d = torch.stack([px + 0.5, py + 0.5], -1).to(pr.uv.dtype) - pr.uv.reshape(-1, 2)[vg]
@@ -345,11 +355,11 @@ def render(g:Gaussians, # Gaussians with batch shape (...,) (often none)
     alpha_img = -torch.expm1(total).to(alpha.dtype)
     return _images(rgb.reshape(V, P, 3), depth.reshape(V, P), alpha_img.reshape(V, P), T_final.reshape(V, P), bg, shape, H, W)
 
-def render_dense(g:Gaussians, cams:Cameras, bg=1.0, near:float=0.01)->dict:
+def render_dense(g:Gaussians, cams:Cameras, bg=1.0, near:float=0.01, covariances:torch.Tensor|None=None)->dict:
     "The all-pairs oracle of `render` (same inputs and outputs; memory V x H x W x N)."
     gf, cf, gidx, shape, bg = _prepare(g, cams, bg)
     H, W, V, N = cf.height, cf.width, len(gidx), gf.n
-    pr = project(gf, cf, gidx, near)
+    pr = project(gf, cf, gidx, near, _cov(covariances, g))
     v, u = torch.meshgrid(torch.arange(H, dtype=pr.uv.dtype, device=pr.uv.device) + 0.5,
                           torch.arange(W, dtype=pr.uv.dtype, device=pr.uv.device) + 0.5, indexing="ij")
     order = torch.sort(pr.depth.detach(), dim=-1, stable=True).indices   # (V, N) front to back
