@@ -115,7 +115,7 @@ class SimObject:
     def bounds(self): return self.pts.min(0).values, self.pts.max(0).values
     def subsample(self, idx)->SimObject:
         return SimObject(self.pts[idx], self.E[idx], self.nu[idx], self.rho[idx], self.volume)
-    def to(self, dtype): return SimObject(self.pts.to(dtype), self.E.to(dtype), self.nu.to(dtype), self.rho.to(dtype), self.volume)
+    def to(self, dtype=None, device=None): return SimObject(*(t.to(device=device, dtype=dtype) for t in (self.pts, self.E, self.nu, self.rho)), self.volume)
     def __len__(self): return len(self.pts)
     def __repr__(self): return f"SimObject({len(self)} points, volume {self.volume:.4g}, E {self.E.mean().item():.3g}, nu {self.nu.mean().item():.3g}, rho {self.rho.mean().item():.3g})"
 
@@ -307,6 +307,7 @@ class StepStats:
     grad_norms: list
     decrements: list
     ls_halvings: list
+    fallbacks: int = 0 # iterations where the Newton direction was not a descent direction (steepest descent used)
 
 class Scene:
     "A Simplicits object with cubature points, forces and an implicit-Euler Newton integrator."
@@ -320,25 +321,29 @@ class Scene:
                  pin_penalty:float=1e4,
                  material:str="neohookean",
                  max_newton:int=10, max_ls:int=20, tol:float=1e-4,
-                 dtype=torch.float64, seed:int=0):
+                 dtype=torch.float64, seed:int=0,
+                 device=None, # where the simulation runs (default: the skinning model's device)
+                ):
         if material not in MATERIALS: raise ValueError(f"material must be one of {list(MATERIALS)}, got {material!r}")
         n = len(obj)
         num_cubature = min(num_cubature, n)
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(n, generator=g)[:num_cubature] if cubature == "random" else farthest_points(obj.pts, num_cubature, seed) if cubature == "fps" else None
         if idx is None: raise ValueError(f"cubature must be 'random' or 'fps', got {cubature!r}")
-        self.obj, self.skinning, self.dtype = obj.to(dtype), skinning, dtype
-        self.cub = self.obj.subsample(idx)
+        self.device = torch.device(device) if device is not None else skinning.bb_min.device
+        self.obj, self.skinning, self.dtype = obj.to(dtype, self.device), skinning, dtype
+        self.cub = self.obj.subsample(idx.to(self.device))
         self.X = self.cub.pts
-        w, gw = skinning.weights_and_grad(self.X)
-        self.a, self.A = lbs_coeffs(w.to(dtype), self.X), dFdz_coeffs(w.to(dtype), gw.to(dtype), self.X)
+        w, gw = skinning.weights_and_grad(self.X.to(skinning.bb_min.device, skinning.bb_min.dtype))
+        w, gw = w.to(self.device, dtype), gw.to(self.device, dtype)
+        self.a, self.A = lbs_coeffs(w, self.X), dFdz_coeffs(w, gw, self.X)
         self.H = w.shape[1]
         self.dt, self.material, self.max_newton, self.max_ls, self.tol = dt, MATERIALS[material], max_newton, max_ls, tol
-        self.gravity = torch.as_tensor(gravity, dtype=dtype)
+        self.gravity = torch.as_tensor(gravity, dtype=dtype, device=self.device)
         self.floor_height, self.floor_axis, self.floor_penalty = floor_height, floor_axis, floor_penalty
-        if pinned is None: self.pinned = torch.zeros(num_cubature, dtype=torch.bool)
-        elif callable(pinned): self.pinned = torch.as_tensor(pinned(self.X)).bool()
-        else: self.pinned = torch.as_tensor(pinned).bool()
+        if pinned is None: self.pinned = torch.zeros(num_cubature, dtype=torch.bool, device=self.device)
+        elif callable(pinned): self.pinned = torch.as_tensor(pinned(self.X)).bool().to(self.device)
+        else: self.pinned = torch.as_tensor(pinned).bool().to(self.device)
         if self.pinned.shape != (num_cubature,): raise ValueError(f"pinned must give one bool per cubature point ({num_cubature}), got {tuple(self.pinned.shape)}")
         self.pin_penalty = pin_penalty
         self.set_materials()
@@ -348,8 +353,13 @@ class Scene:
     def set_materials(self, E=None, nu=None, rho=None):
         "Set (differentiable) materials: None keeps the object's; floats or tensors broadcast over the cubature points."
         C = len(self.X)
-        f = lambda v, d: (d if v is None else torch.as_tensor(v, dtype=self.dtype).expand(C) if not torch.is_tensor(v) or v.ndim == 0 else v.to(self.dtype))
-        self.E, self.nu, self.rho = f(E, self.cub.E), f(nu, self.cub.nu), f(rho, self.cub.rho)
+        def f(v, d, name):
+            if v is None: return d
+            v = torch.as_tensor(v, dtype=self.dtype, device=self.device) if not torch.is_tensor(v) else v.to(self.device, self.dtype)
+            if v.ndim == 0: return v.expand(C)
+            if v.shape != (C,): raise ValueError(f"set_materials: {name} must be a scalar or one value per cubature point ({C},), got shape {tuple(v.shape)}")
+            return v
+        self.E, self.nu, self.rho = f(E, self.cub.E, "E"), f(nu, self.cub.nu, "nu"), f(rho, self.cub.rho, "rho")
         self.mu, self.lam = lame(self.E, self.nu)
         self.vol = self.obj.volume / C
         m = self.rho * self.vol                                                   # (C,) lumped masses
@@ -358,8 +368,9 @@ class Scene:
     def reset(self, z=None, zdot=None):
         "Rest state (or a given one) with zero (or given) velocity."
         K = 4 * self.H
-        self.z = torch.zeros(3, K, dtype=self.dtype) if z is None else z.reshape(3, K).to(self.dtype)
-        self.zdot = torch.zeros(3, K, dtype=self.dtype) if zdot is None else zdot.reshape(3, K).to(self.dtype)
+        zero = torch.zeros(3, K, dtype=self.dtype, device=self.device)
+        self.z = zero if z is None else z.reshape(3, K).to(self.device, self.dtype)
+        self.zdot = zero.clone() if zdot is None else zdot.reshape(3, K).to(self.device, self.dtype)
         self.t, self.history = 0, []
     # --- energy, gradient, Hessian of U and of the step objective -------------------------------------
     def potential(self, z:torch.Tensor, derivatives:bool=True)->tuple:
@@ -407,6 +418,9 @@ class Scene:
             Ev, g, Hm = self.objective(z, z_n, zdot_n)
             d = torch.linalg.solve(Hm, -g.flatten()).reshape_as(z)
             dec = (g * d).sum()
+            if not dec.item() < 0:                     # indefinite Hessian (Neo-Hookean is not convex): fall back to steepest descent
+                d, st.fallbacks = -g, st.fallbacks + 1
+                dec = (g * d).sum()
             st.grad_norms.append(g.detach().norm().item()); st.decrements.append(abs(dec.item()))
             if it > 0 and abs(dec.item()) < self.tol: break          # always take one step: a skipped step would zero the velocity
             t, halvings = 1.0, 0
@@ -415,6 +429,9 @@ class Scene:
                 if E_new.item() <= Ev.item() + 1e-3 * t * dec.item(): break
                 t *= 0.5; halvings += 1
             st.ls_halvings.append(halvings)
+            if halvings == self.max_ls:
+                import warnings
+                warnings.warn(f"Scene: line search found no decrease after {self.max_ls} halvings at step {self.t} (iteration {it}); try a smaller dt")
             z = z + t * d
             st.newton_iters = it + 1
         return z, st
@@ -431,8 +448,10 @@ class Scene:
     def points(self, query:torch.Tensor|None=None)->torch.Tensor:
         "Deformed positions of `query` rest points (default: the cubature points), e.g. a render mesh's vertices."
         if query is None: return deform(self.z, self.a, self.X)
-        w = self.skinning.weights(query.to(self.skinning.bb_min.dtype)).to(self.dtype)
-        return deform(self.z, lbs_coeffs(w, query.to(self.dtype)), query.to(self.dtype))
+        sk = self.skinning.bb_min
+        w = self.skinning.weights(query.to(sk.device, sk.dtype)).to(self.device, self.dtype)
+        q = query.to(self.device, self.dtype)
+        return deform(self.z, lbs_coeffs(w, q), q)
     def momentum(self)->torch.Tensor:
         "Linear momentum sum_c m_c xdot_c (3,)."
         return (self.rho * self.vol) @ (self.a @ self.zdot.T)

@@ -60,7 +60,10 @@ def axis_angle_to_quat(aa:torch.Tensor)->torch.Tensor:
 # %% ../../nbs/32_splats_decoders.ipynb #8cc9be7d
 SPLATTER_SPLIT = (1, 3, 1, 3, 4, 3)
 
-def splatter_channels(sh_degree:int=0)->int: return sum(SPLATTER_SPLIT) + (9 if sh_degree == 1 else 0)
+def splatter_channels(sh_degree:int=0)->int:
+    "Feature channels of the Splatter Image layout for SH degree 0 (15) or 1 (24)."
+    if sh_degree not in (0, 1): raise ValueError(f"sh_degree must be 0 or 1, got {sh_degree}")
+    return sum(SPLATTER_SPLIT) + (9 if sh_degree == 1 else 0)
 
 def _sh1_rotate(sh1:torch.Tensor, R:torch.Tensor)->torch.Tensor:
     "Rotate degree-1 SH coefficients (..., 3 [c1, c2, c3], 3 rgb) by rotations R (..., 3, 3)."
@@ -95,6 +98,8 @@ def gaussians_to_splatter(g:Gaussians, # (B, H*W) world Gaussians, one per pixel
                           cams:Cameras, near:float=0.8, far:float=3.2)->torch.Tensor:
     "The inverse of `splatter_to_gaussians`: feature maps (B, C, H, W) for Gaussians whose centres are each on (or offset from) their pixel's ray; the depth channel takes the camera z (clamped inside (near, far)), the offset the rest."
     B, H, W = cams.shape[0], cams.height, cams.width
+    if len(cams.shape) != 1 or g.batch_shape != (B,) or g.n != H * W:
+        raise ValueError(f"gaussians_to_splatter: need Gaussians (B, H*W) = ({B}, {H * W}) for cameras {cams.shape} of {H}x{W}, got batch {g.batch_shape}, n {g.n}")
     w2c = cams.w2c.to(g.means.dtype)
     Rw, tw = w2c[:, None, :3, :3], w2c[:, None, :3, 3]
     p_cam = (Rw @ g.means[..., None])[..., 0] + tw
@@ -104,7 +109,7 @@ def gaussians_to_splatter(g:Gaussians, # (B, H*W) world Gaussians, one per pixel
     depth = torch.logit((z - near) / (far - near))
     off = p_cam - d_cam * z
     R = Rw.transpose(-1, -2)
-    q = quat_mul(rotmat_to_quat(R).expand(B, H * W, 4) * torch.tensor([1, -1, -1, -1], dtype=g.means.dtype), canonical_quat(g.quats))
+    q = quat_mul(rotmat_to_quat(R).expand(B, H * W, 4) * torch.tensor([1, -1, -1, -1], dtype=g.means.dtype, device=g.means.device), canonical_quat(g.quats))
     sh = g.sh
     if sh.shape[-2] == 4: sh = torch.cat([sh[..., :1, :], _sh1_rotate(sh[..., 1:, :], Rw)], -2)
     f = torch.cat([depth, off, torch.logit(g.opacities.clamp(1e-6, 1 - 1e-6))[..., None], g.log_scales, q, sh.flatten(-2)], -1)
@@ -133,7 +138,9 @@ def splatter_views_to_gaussians(feat:torch.Tensor, # (B, V, C, H, W) splatter ma
                                 cams:Cameras, # (B, V) their cameras
                                 near:float=0.8, far:float=3.2)->Gaussians:
     "Decode each view with its own camera and unite them: Gaussians (B, V*H*W)."
+    if feat.ndim != 5: raise ValueError(f"splatter_views_to_gaussians: feat must be (B, V, C, H, W), got {tuple(feat.shape)}")
     B, V = feat.shape[:2]
+    if cams.shape != (B, V): raise ValueError(f"splatter_views_to_gaussians: need cameras of shape ({B}, {V}), got {cams.shape}")
     g = splatter_to_gaussians(feat.flatten(0, 1), cams.reshape(B * V), near, far)
     return g.map(lambda t: t.reshape(B, V * t.shape[1], *t.shape[2:]))
 
@@ -155,6 +162,7 @@ def pack_attributes(g:Gaussians, # (..., V*H*W) or (..., H*W) per-pixel Gaussian
     parts = {"rgb": g.rgb * 2 - 1, "position": g.means / bound, "scale": (g.log_scales - lo) / (hi - lo) * 2 - 1,
              "rotation": quat_to_axis_angle(g.quats) / math.pi, "opacity": (g.opacities * 2 - 1)[..., None].expand(*lead, N, 3)}
     for k, v in parts.items():
+        if not torch.isfinite(v).all(): raise ValueError(f"pack_attributes: {k} contains NaN or inf")
         tol = 1e-6 if k != "rotation" else 1e-5
         if strict and (v.abs() > 1 + tol).any():
             hint = {"position": f"bound={bound}", "scale": f"log_scale_range={log_scale_range}", "rgb": "colours in [0, 1]"}.get(k, "")

@@ -82,7 +82,7 @@ def look_at(eye:torch.Tensor, # (..., 3) camera positions
            )->torch.Tensor:
     "World-to-camera transforms (..., 4, 4) of cameras at `eye` looking at `target` (OpenCV axes: image y points away from `up`)."
     eye = torch.as_tensor(eye, dtype=torch.get_default_dtype()) if not torch.is_tensor(eye) else eye
-    target = torch.zeros_like(eye) if target is None else torch.as_tensor(target, dtype=eye.dtype).expand_as(eye)
+    target = torch.zeros_like(eye) if target is None else torch.as_tensor(target, dtype=eye.dtype, device=eye.device).expand_as(eye)
     up = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
     f = F.normalize(target - eye, dim=-1)
     _check(bool((torch.linalg.cross(f, up).norm(dim=-1) > 1e-6).all()), "look_at: viewing direction is parallel to `up`; pass another `up`")
@@ -196,6 +196,7 @@ def random_gaussians(n:int, # number of Gaussians
                      scale:tuple=(0.03, 0.15), # range of standard deviations
                      sh_degree:int=0, generator=None, dtype=torch.float32)->Gaussians:
     "Random Gaussians in a cube around the origin (for tests, benchmarks and demos)."
+    if sh_degree not in (0, 1): raise ValueError(f"sh_degree must be 0 or 1, got {sh_degree}")
     g = generator
     sh = torch.randn(*batch, n, 1 if sh_degree == 0 else 4, 3, generator=g, dtype=dtype) * torch.tensor([1.0] + [0.3] * (3 * sh_degree), dtype=dtype)[:, None]
     lo, hi = math.log(scale[0]), math.log(scale[1])
@@ -279,6 +280,8 @@ def _prepare(g, cams, bg):
     for f in fields(g):
         t = getattr(g, f.name)
         if not torch.isfinite(t).all(): raise ValueError(f"render: Gaussians.{f.name} contains NaN or inf")
+    if len(g.opacities) and ((g.opacities < 0) | (g.opacities > 1)).any():
+        raise ValueError(f"render: opacities must lie in [0, 1] (got {g.opacities.min().item():.3g}..{g.opacities.max().item():.3g}); apply a sigmoid to logits")
     gf, cf, gidx, shape = _views(g, cams.to(device=g.means.device, dtype=g.means.dtype))
     return gf, cf, gidx, shape, _background(bg, g.means.dtype, g.means.device)
 
@@ -293,7 +296,7 @@ def _cov(cov, g):
 def pixel_pairs(pr:Projected, H:int, W:int)->tuple:
     "All (view, Gaussian, pixel row, pixel column) whose pixel lies in the Gaussian's alpha >= 1/255 box (no gradient)."
     with torch.no_grad():
-        o = pr.opacity.clamp(max=1.0)
+        o = pr.opacity
         live = pr.visible & (o * 255 > 1)
         k = torch.sqrt(2 * torch.log((o * 255).clamp_min(1.0)))
         hx = k * pr.cov2d[..., 0, 0].clamp_min(0).sqrt(); hy = k * pr.cov2d[..., 1, 1].clamp_min(0).sqrt()
