@@ -564,5 +564,6 @@ d = { 'settings': { 'branch': 'main',
                                'genbook.train.warmup_cosine': ('train.html#warmup_cosine', 'genbook/train.py')},
             'genbook.viz': { 'genbook.viz.image_grid': ('viz.html#image_grid', 'genbook/viz.py'),
                              'genbook.viz.plot_metrics': ('viz.html#plot_metrics', 'genbook/viz.py'),
+                             'genbook.viz.polyscope_run': ('viz.html#polyscope_run', 'genbook/viz.py'),
                              'genbook.viz.save_grid': ('viz.html#save_grid', 'genbook/viz.py'),
                              'genbook.viz.show_images': ('viz.html#show_images', 'genbook/viz.py')}}}

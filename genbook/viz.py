@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['image_grid', 'save_grid', 'show_images', 'plot_metrics']
+__all__ = ['image_grid', 'save_grid', 'show_images', 'plot_metrics', 'polyscope_run']
 
 # %% ../nbs/04_viz.ipynb #e29a2656
 def image_grid(x:torch.Tensor, # (B, C, H, W) in [-1, 1], C = 1 or 3
@@ -66,3 +66,20 @@ def plot_metrics(records:list, # dicts with "step" and metric keys (read_metrics
         pts = [(r["step"], r[k]) for r in records if k in r]
         if pts: ax.plot(*zip(*pts), label=k)
     ax.set_xlabel("step"); ax.legend(); return ax
+
+# %% ../nbs/04_viz.ipynb #7a165c51
+def polyscope_run(fn, # called as fn(polyscope_module) on polyscope's thread
+                  backend:str="openGL3_egl", # "openGL3_egl" (headless), "openGL_mock" (no drawing), or None for polyscope's default
+                 ):
+    "Run `fn(ps)` on genbook's polyscope thread (initialised once with `backend`) and return its result."
+    import concurrent.futures
+    import polyscope as ps
+    pool = getattr(ps, "_genbook_thread", None)        # kept on the polyscope module: one thread per process
+    if pool is None:
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="polyscope")
+        def _init():
+            ps.set_allow_headless_backends(True)
+            ps.init(backend) if backend else ps.init()
+        pool.submit(_init).result()
+        ps._genbook_thread = pool
+    return pool.submit(fn, ps).result()

@@ -422,11 +422,14 @@ class Scene:
                 d, st.fallbacks = -g, st.fallbacks + 1
                 dec = (g * d).sum()
             st.grad_norms.append(g.detach().norm().item()); st.decrements.append(abs(dec.item()))
-            if it > 0 and abs(dec.item()) < self.tol: break          # always take one step: a skipped step would zero the velocity
+            if abs(dec.item()) < self.tol:
+                if it > 0: break
+                z = z + d; st.newton_iters = 1; st.ls_halvings.append(0)   # converged at once: take the Newton step itself
+                break                                                       # (skipping it would zero the velocity)
             t, halvings = 1.0, 0
             while halvings < self.max_ls:
                 E_new = self.objective(z + t * d, z_n, zdot_n, derivatives=False)[0]
-                if E_new.item() <= Ev.item() + 1e-3 * t * dec.item(): break
+                if E_new.item() <= Ev.item() + 1e-3 * t * dec.item() + 1e-13 * abs(Ev.item()): break   # slack for round-off
                 t *= 0.5; halvings += 1
             st.ls_halvings.append(halvings)
             if halvings == self.max_ls:
@@ -501,22 +504,24 @@ def chamfer_sq(a:torch.Tensor, b:torch.Tensor, chunk:int=2048)->float:
 # %% ../../nbs/40_simplicits.ipynb #2d5e991c
 def polyscope_frames(frames:list, # point sets (N, 3) to draw side by side along x
                      spacing:float=0.0, # extra x offset between frames
-                     size:tuple=(640, 360), backend:str="openGL3_egl", floor:float|None=None)->np.ndarray:
-    "Screenshot (H, W, 4) uint8 of several deformed point sets as polyscope point clouds."
-    import polyscope as ps
-    ps.set_allow_headless_backends(True)
-    if not getattr(polyscope_frames, "_init", False): ps.init(backend); polyscope_frames._init = True
-    ps.remove_all_structures(); ps.set_window_size(*size); ps.set_up_dir("y_up")
-    if floor is not None: ps.set_ground_plane_mode("shadow_only"); ps.set_ground_plane_height_factor(floor, is_relative=False)
+                     size:tuple=(640, 360))->np.ndarray:
+    "Screenshot (H, W, 4) uint8 of several deformed point sets as polyscope point clouds (on genbook's polyscope thread)."
+    from genbook.viz import polyscope_run
+    pts = []
     x0 = 0.0
-    for i, f in enumerate(frames):
+    for f in frames:
         p = f.detach().cpu().double().numpy().copy()
         width = p[:, 0].max() - p[:, 0].min()
         p[:, 0] += x0 - p[:, 0].min(); x0 += width + spacing
-        pc = ps.register_point_cloud(f"frame {i}", p, radius=0.004)
-        pc.add_scalar_quantity("height", p[:, 1], enabled=True)
-    ps.reset_camera_to_home_view()
-    return ps.screenshot_to_buffer(False)
+        pts.append(p)
+    def draw(ps):
+        ps.remove_all_structures(); ps.set_window_size(*size); ps.set_up_dir("y_up"); ps.set_ground_plane_mode("shadow_only")
+        for i, p in enumerate(pts):
+            pc = ps.register_point_cloud(f"frame {i}", p, radius=0.004)
+            pc.add_scalar_quantity("height", p[:, 1], enabled=True)
+        ps.reset_camera_to_home_view()
+        return ps.screenshot_to_buffer(False)
+    return polyscope_run(draw)
 
 def sim_widget(make_scene, # callable E -> Scene
                steps:int=30, E_range=(3e3, 1e5)):

@@ -396,21 +396,20 @@ def turntable(g:Gaussians, # one Gaussian set
 
 def polyscope_image(g:Gaussians, # one Gaussian set
                     name:str="gaussians", size:tuple=(480, 360), # screenshot (width, height)
-                    backend:str="openGL3_egl", # "openGL3_egl" (headless), or "openGL_mock" for API tests (blank)
                    )->np.ndarray:
-    "Screenshot (H, W, 4) uint8 of the Gaussian centres as a polyscope point cloud (radius ~ mean scale, RGB colours)."
-    import polyscope as ps
-    ps.set_allow_headless_backends(True)
-    if not getattr(polyscope_image, "_init", False):
-        ps.init(backend); polyscope_image._init = True
-    ps.remove_all_structures()
-    ps.set_window_size(*size); ps.set_ground_plane_mode("shadow_only"); ps.set_up_dir("z_up")
+    "Screenshot (H, W, 4) uint8 of the Gaussian centres as a polyscope point cloud (radius ~ mean scale, RGB colours); runs on genbook's polyscope thread (`genbook.viz.polyscope_run`)."
+    from genbook.viz import polyscope_run
     gd = g.detach().to("cpu", torch.float32)
-    pc = ps.register_point_cloud(name, gd.means.numpy())
-    pc.add_color_quantity("rgb", gd.rgb.clamp(0, 1).numpy(), enabled=True)
-    pc.add_scalar_quantity("radius", gd.log_scales.exp().mean(-1).numpy())
-    pc.set_point_radius_quantity("radius", autoscale=False)
-    return ps.screenshot_to_buffer(False)
+    def draw(ps):
+        ps.remove_all_structures()
+        ps.set_window_size(*size); ps.set_ground_plane_mode("shadow_only"); ps.set_up_dir("z_up")
+        pc = ps.register_point_cloud(name, gd.means.numpy())
+        pc.add_color_quantity("rgb", gd.rgb.clamp(0, 1).numpy(), enabled=True)
+        pc.add_scalar_quantity("radius", gd.log_scales.exp().mean(-1).numpy())
+        pc.set_point_radius_quantity("radius", autoscale=False)
+        ps.reset_camera_to_home_view()
+        return ps.screenshot_to_buffer(False)
+    return polyscope_run(draw)
 
 def view_widget(g:Gaussians, size:int=128, fov:float=40.):
     "An ipywidgets camera (azimuth, elevation, distance sliders) around a Gaussian set."
