@@ -1,4 +1,4 @@
-"""Shared transformer pieces: attention with a preallocated KV cache and temperature, masks, fp32 LayerNorm, MLP, the pre-norm layer, and patchify in two orders.
+"""Shared transformer pieces: attention with a preallocated KV cache, temperature, RoPE and QK-norm, masks, fp32 LayerNorm and RMSNorm, GELU MLP and SwiGLU, the pre-norm layer, and patchify in two orders.
 
 Docs: https://genbook.github.io/genbook/nn.html.md"""
 
@@ -12,8 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'upcast', 'LayerNorm32', 'KVCache', 'Attention', 'MLP',
-           'TransformerLayer', 'patchify', 'unpatchify']
+__all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'upcast', 'LayerNorm32', 'RMSNorm32', 'KVCache',
+           'rope_angles', 'apply_rope', 'Attention', 'MLP', 'SwiGLU', 'TransformerLayer', 'patchify', 'unpatchify']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
 def causal_mask(T:int, # sequence length
@@ -43,6 +43,18 @@ class LayerNorm32(nn.LayerNorm):
         b = None if self.bias is None else self.bias.to(xf.dtype)
         return F.layer_norm(xf, self.normalized_shape, w, b, self.eps).type(x.dtype)
 
+# %% ../nbs/02_nn.ipynb #2576f866
+class RMSNorm32(nn.Module):
+    "RMSNorm over the last dimension, computed in (at least) fp32; output has the input's dtype."
+    def __init__(self, dim:int, # normalised size (last dimension)
+                 eps:float=1e-6, # added to the mean square
+                ):
+        super().__init__()
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+    def forward(self, x):
+        xf = upcast(x)
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.to(xf.dtype)).type(x.dtype)
+
 # %% ../nbs/02_nn.ipynb #3a606abc
 class KVCache:
     "Preallocated key/value buffers for one attention layer."
@@ -70,17 +82,44 @@ class KVCache:
         return self.k[:, :, :self.len], self.v[:, :, :self.len]
 
 # %% ../nbs/02_nn.ipynb #26f4f3fb
+def rope_angles(pos:torch.Tensor, # (T,) integer or float positions
+                head_dim:int, # channels per head (even)
+                base:float=10000.0, # frequency base
+               )->tuple:
+    "(cos, sin), each (T, head_dim), for positions `pos` in the rotate-half layout, in fp32 (fp64 for fp64 positions)."
+    if head_dim % 2: raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+    dt = torch.float64 if pos.dtype == torch.float64 else torch.float32
+    inv = base ** (-torch.arange(0, head_dim, 2, device=pos.device, dtype=dt) / head_dim)
+    ang = pos.to(dt)[:, None] * inv[None]
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos(), ang.sin()
+
+def apply_rope(x:torch.Tensor, # (..., T, head_dim)
+               cos:torch.Tensor, sin:torch.Tensor, # from `rope_angles`, (T, head_dim)
+              )->torch.Tensor:
+    "Rotate channel pairs (j, j + d/2) of x by the position angles."
+    h = x.shape[-1] // 2
+    rot = torch.cat([-x[..., h:], x[..., :h]], -1)
+    return (upcast(x) * cos + upcast(rot) * sin).type(x.dtype)
+
+# %% ../nbs/02_nn.ipynb #fdad5944
 class Attention(nn.Module):
     "Multi-head self-attention with optional mask, KV cache and attention temperature."
     def __init__(self, dim:int, # model width
                  head_dim:int=64, # channels per head
                  bias:bool=True, # biases in qkv and proj
+                 qk_norm:bool=False, # RMS-normalise queries and keys per head
+                 rope:bool=False, # rotary position embedding on queries and keys
+                 rope_base:float=10000.0, # RoPE frequency base
                 ):
         super().__init__()
         if dim % head_dim: raise ValueError(f"width {dim} is not a multiple of head_dim {head_dim}")
         self.dim, self.head_dim, self.heads = dim, head_dim, dim // head_dim
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
+        self.q_norm, self.k_norm = (RMSNorm32(head_dim), RMSNorm32(head_dim)) if qk_norm else (None, None)
+        self.rope, self.rope_base = rope, rope_base
+        if rope and head_dim % 2: raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
 
     def new_cache(self, batch:int, max_len:int, dtype=None, device=None)->KVCache:
         "A preallocated cache for this layer."
@@ -95,10 +134,12 @@ class Attention(nn.Module):
                )->torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3 * self.heads, self.head_dim).transpose(1, 2).chunk(3, dim=1)
-        past = 0
-        if cache is not None:
-            past = cache.len
-            k, v = cache.update(k, v)
+        past = 0 if cache is None else cache.len
+        if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope:
+            cos, sin = rope_angles(torch.arange(past, past + T, device=x.device), self.head_dim, self.rope_base)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None: k, v = cache.update(k, v)
         if causal and mask is None and T > 1:
             S = k.shape[2]
             mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
@@ -119,15 +160,35 @@ class MLP(nn.Module):
         self.fc1, self.fc2 = nn.Linear(dim, dim * expansion), nn.Linear(dim * expansion, dim)
     def forward(self, x): return self.fc2(F.gelu(self.fc1(x)))
 
+class SwiGLU(nn.Module):
+    "Gated MLP: fc2(silu(a) * b), [a | b] = fc1(x); hidden width 2/3 * expansion * dim (multiple of 8)."
+    def __init__(self, dim:int, # width
+                 expansion:int=4, # nominal expansion (the GELU MLP's)
+                ):
+        super().__init__()
+        self.hidden = -(-int(2 * expansion * dim / 3) // 8) * 8
+        self.fc1, self.fc2 = nn.Linear(dim, 2 * self.hidden), nn.Linear(self.hidden, dim)
+    def forward(self, x):
+        a, b = self.fc1(x).chunk(2, -1)
+        return self.fc2(F.silu(a) * b)
+
+NORMS, MLPS = {"layer": LayerNorm32, "rms": RMSNorm32}, {"gelu": MLP, "swiglu": SwiGLU}
+
 class TransformerLayer(nn.Module):
     "Pre-norm transformer layer: x + attn(norm1(x)); x + mlp(norm2(x))."
     def __init__(self, dim:int, # width
                  head_dim:int=64, # channels per head
                  expansion:int=4, # MLP expansion
+                 norm:str="layer", # "layer" (LayerNorm) or "rms" (RMSNorm)
+                 mlp:str="gelu", # "gelu" (MLP) or "swiglu"
+                 qk_norm:bool=False, # RMS-normalise queries and keys per head
+                 rope:bool=False, # rotary position embedding in attention
                 ):
         super().__init__()
-        self.norm1, self.attn = LayerNorm32(dim), Attention(dim, head_dim)
-        self.norm2, self.mlp = LayerNorm32(dim), MLP(dim, expansion)
+        if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+        if mlp not in MLPS: raise ValueError(f"mlp must be one of {list(MLPS)}, got {mlp!r}")
+        self.norm1, self.attn = NORMS[norm](dim), Attention(dim, head_dim, qk_norm=qk_norm, rope=rope)
+        self.norm2, self.mlp = NORMS[norm](dim), MLPS[mlp](dim, expansion)
     def forward(self, x, # (B, T, dim)
                 mask=None, # boolean attention mask
                 causal:bool=False, # causal attention

@@ -32,9 +32,9 @@ class SampleReport:
         return s
 
 @torch.no_grad()
-def jacobi_inverse(blk, # a TarFlowBlock-like block (perm, pos, cond, branches, proj_in, layers, proj_out)
+def jacobi_inverse(blk, # a flow block with the decoder protocol (perm, decode_state, decode_first, decode_params)
                    z:torch.Tensor, # latents (B, T, D)
-                   y=None, # labels or None
+                   y=None, # the block's condition (labels, a text prefix) or None
                    guidance=None, # guidance rule or None
                    index:int=0, num_blocks:int=1, # block position (forward order) for the rule
                    chunk:int|None=None, # tokens per Gauss-Seidel chunk (None: the whole sequence = plain Jacobi)
@@ -44,28 +44,27 @@ def jacobi_inverse(blk, # a TarFlowBlock-like block (perm, pos, cond, branches, 
                   ):
     "Parallel (Jacobi / GS-Jacobi) inverse of one block; returns (x, iterations per chunk)."
     if criterion not in ("max", "mean"): raise ValueError(f"criterion must be 'max' or 'mean', got {criterion!r}")
+    chunk = z.shape[1] if chunk is None else chunk
+    if chunk < 1 or max_iter < 1: raise ValueError(f"chunk and max_iter must be >= 1, got {chunk}, {max_iter}")
     zp = upcast(blk.perm(z))
     B, T, D = zp.shape
     x = zp.clone()
-    g, _, y2, t2 = blk.branches(y, B, guidance, index, num_blocks, zp.device)
-    nb = B if g is None else 2 * B
-    caches = [l.attn.new_cache(nb, T) for l in blk.layers]
-    chunk = T if chunk is None else chunk
-    if chunk < 1 or max_iter < 1: raise ValueError(f"chunk and max_iter must be >= 1, got {chunk}, {max_iter}")
-    w, cond, pos, iters, s = blk.proj_in.weight, blk.cond(y2, nb), blk.pos(), [], 1
+    st = blk.decode_state(y, B, guidance, index, num_blocks, zp.device)
+    g, caches, iters, s = st["g"], st["caches"], [], 1
+    def guided(a, b, s, e):
+        if g is None: return a, b
+        (ac, au), (bc, bu) = a.chunk(2), b.chunk(2)
+        return g.combine_seq(ac, bc, au, bu, s, e, T) if hasattr(g, "combine_seq") else _combine_seq(g, ac, bc, au, bu, s, e, T)
+    first = blk.decode_first(st)                    # blocks with a start token transform token 0 too
+    if first is not None:
+        a, b = guided(*first, 0, 1)
+        x[:, :1] = zp[:, :1] * torch.exp(a) + b
     while s < T:
         e = min(s + chunk, T)                       # solve tokens s..e-1 from inputs s-1..e-2
-        base = caches[0].len
+        base = [c.len for c in caches]
         for it in range(max_iter):
-            for c in caches: c.len = base           # roll back: only converged tokens stay in the cache
-            inp = x[:, s - 1:e - 1]
-            if g is not None: inp = torch.cat([inp, inp])
-            h = blk.proj_in(inp.to(w.dtype)) + pos[s - 1:e - 1] + cond
-            for l, c in zip(blk.layers, caches): h = l(h, causal=True, cache=c, temp=t2)
-            a, b = upcast(blk.proj_out(h)).chunk(2, -1)
-            if g is not None:
-                (ac, au), (bc, bu) = a.chunk(2), b.chunk(2)
-                a, b = g.combine_seq(ac, bc, au, bu, s, e, T) if hasattr(g, "combine_seq") else _combine_seq(g, ac, bc, au, bu, s, e, T)
+            for c, n in zip(caches, base): c.len = n  # roll back: only converged tokens stay in the cache
+            a, b = guided(*blk.decode_params(st, x[:, s - 1:e - 1], s), s, e)
             new = zp[:, s:e] * torch.exp(a) + b
             rel = (new - x[:, s:e]).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp(min=1e-8)
             delta = (rel.max() if criterion == "max" else rel.mean()).item()
@@ -87,15 +86,19 @@ def denoise(model, # a flow with log_prob(x, y)
             x:torch.Tensor, # noisy images (B, C, H, W)
             y=None, # labels or None
             sigma:float|None=None, # noise level (default: the model's noise_std)
+            dtype:torch.dtype|None=None, # None: fp32 with autocast off; torch.bfloat16 / float16: autocast in that dtype
+            loss_scale:float=1.0, # multiply the log-density before backward and divide the gradient after (STARFlow: 65536 in bf16)
            )->torch.Tensor:
-    "One score step x + sigma^2 * grad_x log p(x), in fp32."
+    "One score step x + sigma^2 * grad_x log p(x) (fp32 by default; low precision with loss scaling)."
     sigma = getattr(model, "noise_std", 0.0) if sigma is None else sigma
     if not sigma or sigma <= 0: raise ValueError("denoise needs sigma > 0 (the model was trained without noise augmentation?)")
     if not torch.isfinite(x).all(): raise ValueError("cannot denoise non-finite samples (NaN/inf); redraw them first")
-    with torch.enable_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+    if loss_scale <= 0: raise ValueError(f"loss_scale must be > 0, got {loss_scale}")
+    with torch.enable_grad(), torch.autocast(device_type=x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         xg = x.detach().float().requires_grad_(True)
-        (g,) = torch.autograd.grad(model.log_prob(xg, y).sum(), xg)
-    return (xg + sigma ** 2 * g).detach().to(x.dtype)
+        (g,) = torch.autograd.grad(model.log_prob(xg, y).sum() * loss_scale, xg)
+    if not torch.isfinite(g).all(): raise FloatingPointError("non-finite score in denoise (overflow: lower loss_scale)")
+    return (xg + sigma ** 2 * (g.float() / loss_scale)).detach().to(x.dtype)
 
 # %% ../../nbs/12_sampling.ipynb #6ab2f5d8
 @torch.no_grad()
@@ -122,7 +125,8 @@ def sample(model, # a TarFlow-like flow (blocks, T, D, var, unpatchify)
         if n is None: raise ValueError("give n or z")
         z = draw(n)
     n = len(z)
-    if y is not None:
+    if hasattr(model, "condition"): y = model.condition(y, n)   # models with their own conditions (STARFlow text prefixes)
+    elif y is not None:
         y = torch.as_tensor(y, device=dev)
         if y.shape != (n,): raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
     rep = SampleReport(method)

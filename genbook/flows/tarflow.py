@@ -101,6 +101,24 @@ class TarFlowBlock(nn.Module):
         a, b = self.params(xp, y, temp)       # recompute over the prefix; row i+1 sees tokens <= i
         return a[:, i + 1], b[:, i + 1]
 
+    # --- the parallel-decoder protocol (genbook.flows.sampling.jacobi_inverse) ---------------------------
+    def decode_state(self, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict:
+        "Per-call decoding state: the active rule `g` (or None), KV caches for B (or 2B guided) rows, labels, temperatures."
+        g, _, y2, t2 = self.branches(y, B, guidance, index, num_blocks, device)
+        nb = B if g is None else 2 * B
+        return dict(g=g, caches=[l.attn.new_cache(nb, self.num_tokens) for l in self.layers], cond=self.cond(y2, nb), temp=t2, pos=self.pos())
+    def decode_first(self, st:dict): return None   # token 0 passes a TarFlow block unchanged
+    def decode_params(self, st:dict, # from `decode_state`
+                      inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
+                      s:int, # index of the first token whose parameters are wanted
+                     ):
+        "(alpha, mu) of tokens s..e-1 (branches stacked [cond; uncond] when guided), appending to the caches."
+        e = s + inp.shape[1]
+        if st["g"] is not None: inp = torch.cat([inp, inp])
+        h = self.proj_in(inp.to(self.proj_in.weight.dtype)) + st["pos"][s - 1:e - 1] + st["cond"]
+        for l, c in zip(self.layers, st["caches"]): h = l(h, causal=True, cache=c, temp=st["temp"])
+        return upcast(self.proj_out(h)).chunk(2, -1)
+
     def inverse(self, z:torch.Tensor, # latents (B, T, D)
                 y=None, # labels or None
                 use_cache:bool=True, # KV cache (else recompute the whole prefix each step)
