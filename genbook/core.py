@@ -128,7 +128,8 @@ class Registry:
 
 MODELS = Registry("model")
 DATA = Registry("dataset")
-PRESET_MODULES = ["genbook.data", "genbook.flows.tarflow", "genbook.text.r2l", "genbook.splats.data", "genbook.splats.splatter"]
+PRESET_MODULES = ["genbook.data", "genbook.flows.tarflow", "genbook.latent", "genbook.text.encoders", "genbook.flows.starflow",
+                  "genbook.text.r2l", "genbook.splats.data", "genbook.splats.splatter"]
 
 def import_presets():
     "Import every genbook module that registers presets."

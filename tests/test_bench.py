@@ -24,3 +24,8 @@ def test_bench_quick(tmp_path):
     assert set(sp["scaling"]) == {"1024@64", "4096@64"} and sp["splatter_train_step_s"] > 0
     sim = res["sim"]
     assert sim["hessian_rel_diff"] < 1e-10 and sim["sim_step_s"] > 0 and sim["autograd_over_analytic"] > 0 and sim["skinning_train_step_s"] > 0
+    sf = res["starflow"]
+    assert abs(sf["params_ratio"] - 1) < 0.01                # equal parameter count
+    for k in ("deep-shallow [2,2,2,10]", "uniform [4,4,4,4]"):
+        c = sf[k]
+        assert c["train_step_s"] > 0 and c["seq_calls"] == 4 * 63 and c["jacobi_calls"] <= c["seq_calls"] and c["jacobi_rel_l2_to_seq"] < 1e-2
