@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from ..core import MODELS
 from ..nn import TransformerLayer, RMSNorm32, patchify, unpatchify, upcast
 from .sampling import jacobi_inverse, denoise, sample as flow_sample
+from .tarflow import TarFlow
 from ..text.encoders import build_text_encoder, LabelTextEncoder, pad_text, drop_text, DIGIT_WORDS
 
 # %% auto #0
@@ -342,12 +343,7 @@ def forward(self:StarFlow, x:torch.Tensor, # flow-space arrays (B, fC, fS, fS): 
         logdet = logdet + ld; inter.append(z)
     return (z, logdet, inter) if return_all else (z, logdet)
 
-@patch
-def log_prob(self:StarFlow, x, y=None)->torch.Tensor:
-    "Exact flow-space log-density in nats per sample."
-    z, logdet = self(x, y)
-    N = self.dim
-    return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * N * math.log(2 * math.pi) + N * logdet
+StarFlow.log_prob = TarFlow.log_prob  # the same formula (standard normal prior + dim * per-dimension log-det), in flow space
 
 @patch
 def bits_per_dim(self:StarFlow, x:torch.Tensor, # dequantised images in [-1, 1] (pixel space)
