@@ -6,14 +6,15 @@ Docs: https://genbook.github.io/genbook/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #59c4183d
 from __future__ import annotations
-import os, random, json, contextlib, inspect, difflib
+import os, re, random, json, contextlib, inspect, difflib, functools
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MODELS', 'DATA', 'PRESET_MODULES', 'seed_everything', 'get_device', 'autocast_dtype', 'autocast', 'merge_config',
-           'parse_value', 'load_json', 'Registry', 'import_presets', 'repo_root', 'fixture_path']
+__all__ = ['MODELS', 'DATA', 'seed_everything', 'get_device', 'autocast_dtype', 'autocast', 'eval_mode', 'merge_config',
+           'parse_value', 'load_json', 'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root',
+           'fixture_path']
 
 # %% ../nbs/00_core.ipynb #8b5039e0
 def seed_everything(seed:int=0, # the seed for `random`, NumPy and torch
@@ -51,6 +52,20 @@ def autocast(device:torch.device|str, # device of the computation
     if not enabled: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
+# %% ../nbs/00_core.ipynb #f1bd99dd
+@contextlib.contextmanager
+def eval_mode(*modules:torch.nn.Module, # the modules to switch to eval mode
+             ):
+    "Context manager: `modules` in eval mode inside the block, each back in its previous mode after it (also on error)."
+    if not modules or not all(isinstance(m, torch.nn.Module) for m in modules):
+        raise TypeError(f"eval_mode takes nn.Module arguments, got {[type(m).__name__ for m in modules]}")
+    was = [m.training for m in modules]
+    try:
+        for m in modules: m.eval()
+        yield modules[0] if len(modules) == 1 else modules
+    finally:
+        for m, w in zip(modules, was): m.train(w)
+
 # %% ../nbs/00_core.ipynb #603da0aa
 def merge_config(defaults:dict, # the known keys and their default values
                  overrides:dict|None=None, # values to change; unknown keys are an error
@@ -82,6 +97,28 @@ def load_json(path:str|Path, # a JSON file
     if not p.is_file(): raise FileNotFoundError(f"{what} file not found: {p}")
     try: return json.loads(p.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{what} file {p} is not valid JSON: {e}") from None
+
+# %% ../nbs/00_core.ipynb #3d66e81f
+def _jsonable(v):
+    if isinstance(v, (list, tuple)): return [_jsonable(x) for x in v]
+    if isinstance(v, dict): return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+def capture_config(init):
+    "Decorator for `__init__`: store the bound constructor arguments (defaults filled, **kwargs flattened) as `self.config`."
+    sig = inspect.signature(init)
+    @functools.wraps(init)
+    def _init(self, *args, **kwargs):
+        b = sig.bind(self, *args, **kwargs); b.apply_defaults()
+        cfg = {}
+        for name, v in list(b.arguments.items())[1:]:
+            kind = sig.parameters[name].kind
+            if kind == inspect.Parameter.VAR_KEYWORD: cfg.update(v)
+            elif kind != inspect.Parameter.VAR_POSITIONAL: cfg[name] = v
+            elif v: raise TypeError(f"{type(self).__name__} takes no positional *args in a captured config")
+        init(self, *args, **kwargs)
+        self.config = _jsonable(cfg)
+    return _init
 
 # %% ../nbs/00_core.ipynb #80385de9
 class Registry:
@@ -128,13 +165,18 @@ class Registry:
 
 MODELS = Registry("model")
 DATA = Registry("dataset")
-PRESET_MODULES = ["genbook.data", "genbook.flows.tarflow", "genbook.latent", "genbook.text.encoders", "genbook.flows.starflow",
-                  "genbook.text.r2l", "genbook.splats.data", "genbook.splats.splatter"]
+_REGISTERS = re.compile(r"^\s*@?(?:MODELS|DATA)\.register\(", re.M)
+
+def preset_modules()->list:
+    "Names of the genbook modules that register presets, found by reading the package's source files (nothing imported)."
+    pkg = Path(__file__).resolve().parent
+    return sorted(".".join(("genbook",) + f.relative_to(pkg).with_suffix("").parts) for f in pkg.rglob("*.py")
+                  if f.name != "_modidx.py" and _REGISTERS.search(f.read_text(encoding="utf-8")))
 
 def import_presets():
-    "Import every genbook module that registers presets."
+    "Import every genbook module that registers presets (found by `preset_modules`, no hand-kept list)."
     import importlib
-    for m in PRESET_MODULES: importlib.import_module(m)
+    for m in preset_modules(): importlib.import_module(m)
     return MODELS, DATA
 
 # %% ../nbs/00_core.ipynb #afeff5ba

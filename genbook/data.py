@@ -15,7 +15,7 @@ from .core import DATA
 
 # %% auto #0
 __all__ = ['DIGITS_LEVELS', 'DIGITS_TEST', 'IMG_EXTS', 'TOYS', 'dequantize', 'quantize', 'QuantizedImages', 'load_digits_levels',
-           'digits', 'image_folder', 'toy2d', 'Toy2D', 'toy_dataset']
+           'digits', 'iter_batches', 'image_folder', 'toy2d', 'Toy2D', 'toy_dataset']
 
 # %% ../nbs/01_data.ipynb #5bc21e2f
 def dequantize(v:torch.Tensor, # integer levels in [0, levels)
@@ -89,6 +89,19 @@ def digits(split:str="train", # "train" (1500 images) or "test" (297 images)
     v, y = load_digits_levels()
     sl = slice(DIGITS_TEST, None) if split == "train" else slice(0, DIGITS_TEST)
     return QuantizedImages(v[sl], y[sl], levels=DIGITS_LEVELS, num_classes=10, dequant=dequant, name=f"digits/{split}")
+
+# %% ../nbs/01_data.ipynb #fa332d70
+def iter_batches(data, # a dataset following the batch protocol (`get_batch`)
+                 batch_size:int=500, # batch size (the last batch may be smaller)
+                 generator:torch.Generator|None=None, # RNG of the random parts (dequantisation noise), shared by all batches in order
+                 device=None, # move tensors there (None: leave them where they are)
+                ):
+    "Yield the batches of `data` in index order: `get_batch(arange(s, s + batch_size), generator)` for s = 0, batch_size, ..."
+    if not callable(getattr(data, "get_batch", None)): raise TypeError(f"{type(data).__name__} has no get_batch(idx, generator, keep); see genbook.data")
+    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for s in range(0, len(data), batch_size):
+        b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), generator)
+        yield b if device is None else {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 
 # %% ../nbs/01_data.ipynb #43413dbc
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
