@@ -8,13 +8,14 @@ Docs: https://genbook.github.io/genbook/core.html.md"""
 from __future__ import annotations
 import os, re, random, json, contextlib, inspect, difflib, functools
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MODELS', 'DATA', 'seed_everything', 'get_device', 'autocast_dtype', 'autocast', 'eval_mode', 'merge_config',
-           'parse_value', 'load_json', 'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root',
-           'fixture_path']
+__all__ = ['MODELS', 'DATA', 'seed_everything', 'get_device', 'cpu_has_bf16', 'autocast_dtype', 'autocast', 'eval_mode',
+           'Trainable', 'Sampler', 'Evaluable', 'Previewable', 'merge_config', 'parse_value', 'load_json',
+           'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root', 'fixture_path']
 
 # %% ../nbs/00_core.ipynb #8b5039e0
 def seed_everything(seed:int=0, # the seed for `random`, NumPy and torch
@@ -26,23 +27,33 @@ def seed_everything(seed:int=0, # the seed for `random`, NumPy and torch
 
 # %% ../nbs/00_core.ipynb #a8a4b254
 def get_device(prefer:str|None=None, # "cpu", "cuda", "cuda:1"...; default: $GENBOOK_DEVICE, else CUDA if available
+               local_rank:int=0, # the GPU index used when CUDA is chosen without an index (a rank's local rank)
               )->torch.device:
-    "The device to run on: CUDA when present, else CPU."
+    "The device to run on: CUDA (GPU `local_rank`) when present, else CPU."
     prefer = prefer or os.environ.get("GENBOOK_DEVICE")
     if prefer:
         dev = torch.device(prefer)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {prefer!r} requested but CUDA is not available on this machine")
-        return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", local_rank) if dev.type == "cuda" and dev.index is None and local_rank else dev
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+# %% ../nbs/00_core.ipynb #345ed865
+def cpu_has_bf16()->bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in its flags; Linux only, else False)."
+    try: flags = Path("/proc/cpuinfo").read_text()
+    except OSError: return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 def autocast_dtype(device:torch.device|str|None=None, # the device that will run the model
                   )->torch.dtype|None:
-    "bf16 where the hardware supports it (CUDA with bf16), else `None` meaning plain fp32."
+    "bf16 where the hardware runs it natively (CUDA with bf16, a CPU with AVX512-BF16/AMX), else `None` meaning fp32."
     device = torch.device(device) if device is not None else get_device()
-    if device.type == "cuda" and torch.cuda.is_bf16_supported(): return torch.bfloat16
+    if device.type == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu": return torch.bfloat16 if cpu_has_bf16() else None
     return None
 
+# %% ../nbs/00_core.ipynb #ec416be6
 def autocast(device:torch.device|str, # device of the computation
              enabled:bool=True, # switch; when False this is a no-op context
              dtype:torch.dtype=torch.bfloat16, # the low-precision dtype
@@ -65,6 +76,27 @@ def eval_mode(*modules:torch.nn.Module, # the modules to switch to eval mode
         yield modules[0] if len(modules) == 1 else modules
     finally:
         for m, w in zip(modules, was): m.train(w)
+
+# %% ../nbs/00_core.ipynb #4b32446d
+@runtime_checkable
+class Trainable(Protocol):
+    "A model the trainer can fit: `loss(batch) -> {'loss': scalar tensor, ...}`."
+    def loss(self, batch:dict)->dict: ...
+
+@runtime_checkable
+class Sampler(Protocol):
+    "A generative model: `sample(n, cond=None, ..., generator=None)` returns `n` samples."
+    def sample(self, n:int, *args, **kwargs): ...
+
+@runtime_checkable
+class Evaluable(Protocol):
+    "A model with held-out metrics: `evaluate(data, ...) -> {name: float}`."
+    def evaluate(self, data, *args, **kwargs)->dict: ...
+
+@runtime_checkable
+class Previewable(Protocol):
+    "A reconstruction model: `preview(data, n)` returns images to look at."
+    def preview(self, data, n:int=8): ...
 
 # %% ../nbs/00_core.ipynb #603da0aa
 def merge_config(defaults:dict, # the known keys and their default values
@@ -169,7 +201,8 @@ _REGISTERS = re.compile(r"^\s*@?(?:MODELS|DATA)\.register\(", re.M)
 
 def preset_modules()->list:
     "Names of the genbook modules that register presets, found by reading the package's source files (nothing imported)."
-    pkg = Path(__file__).resolve().parent
+    import genbook
+    pkg = Path(genbook.__file__).resolve().parent  # the installed package (also from inside a notebook)
     return sorted(".".join(("genbook",) + f.relative_to(pkg).with_suffix("").parts) for f in pkg.rglob("*.py")
                   if f.name != "_modidx.py" and _REGISTERS.search(f.read_text(encoding="utf-8")))
 
@@ -190,11 +223,12 @@ def repo_root(start:str|Path|None=None)->Path|None:
 
 def fixture_path(name:str, # file name inside the fixtures folder
                 )->Path|None:
-    "Path of a shared fixture, or `None` (with the reason printed) when it is not available."
+    "Path of a reference fixture: `$GENBOOK_FIXTURES`, else the repository's `tests/fixtures`; `None` (with the reason printed) when absent."
     base = os.environ.get("GENBOOK_FIXTURES")
     root = repo_root()
-    d = Path(base) if base else (root.parent/"shared"/"fixtures" if root else None)
+    d = Path(base) if base else (root/"tests"/"fixtures" if root else None)
     if d is None or not (d/name).is_file():
-        print(f"fixture {name!r} not found in {d}: set GENBOOK_FIXTURES or place ../shared/fixtures beside the repo; skipping")
+        where = "$GENBOOK_FIXTURES" if base else "tests/fixtures"
+        print(f"fixture {name!r} not found in {where}: set GENBOOK_FIXTURES to a folder holding it; skipping")
         return None
     return d/name

@@ -14,8 +14,9 @@ from torch.utils.data import Dataset
 from .core import DATA
 
 # %% auto #0
-__all__ = ['DIGITS_LEVELS', 'DIGITS_TEST', 'IMG_EXTS', 'TOYS', 'dequantize', 'quantize', 'QuantizedImages', 'load_digits_levels',
-           'digits', 'iter_batches', 'image_folder', 'toy2d', 'Toy2D', 'toy_dataset']
+__all__ = ['DIGITS_LEVELS', 'DIGITS_TEST', 'BATCH_KEYS', 'IMG_EXTS', 'TOYS', 'dequantize', 'quantize', 'QuantizedImages',
+           'load_digits_levels', 'digits', 'iter_batches', 'check_batch', 'image_folder', 'toy2d', 'Toy2D',
+           'toy_dataset']
 
 # %% ../nbs/01_data.ipynb #5bc21e2f
 def dequantize(v:torch.Tensor, # integer levels in [0, levels)
@@ -102,6 +103,45 @@ def iter_batches(data, # a dataset following the batch protocol (`get_batch`)
     for s in range(0, len(data), batch_size):
         b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), generator)
         yield b if device is None else {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+
+# %% ../nbs/01_data.ipynb #eb11585e
+BATCH_KEYS = {"x": "float (B,C,H,W) images in [-1, 1], or (B,D) points", "y": "int64 (B,) labels, -1 = no label",
+              "text": "list of B captions", "ids": "int64 (B,T) token ids >= 0",
+              "images": "float (B,V,3,H,W) multi-view RGB in [0, 1]", "w2c": "float (B,V,4,4) world-to-camera",
+              "K": "float (B,V,3,3) intrinsics", "xyz": "float (B,V,3,H,W) surface points",
+              "depth": "float (B,V,H,W) camera depth", "mask": "float (B,V,H,W) coverage in {0, 1}"}
+
+def _ck(ok:bool, key:str, what:str, got):
+    if not ok: raise ValueError(f"batch[{key!r}] must be {what} ({BATCH_KEYS[key]}), got {got}")
+
+def check_batch(batch:dict, # a batch from `get_batch`
+                strict:bool=True, # refuse keys that are not in the schema (BATCH_KEYS)
+               )->int:
+    "Validate `batch` against genbook's batch schema; returns the batch size B."
+    if not isinstance(batch, dict) or not batch: raise TypeError(f"a batch is a non-empty dict, got {type(batch).__name__}")
+    extra = sorted(set(batch) - set(BATCH_KEYS))
+    if strict and extra: raise ValueError(f"batch keys {extra} are not in the batch schema; known: {', '.join(BATCH_KEYS)}")
+    sizes = {}
+    for k, v in batch.items():
+        if k not in BATCH_KEYS: continue
+        if k == "text":
+            _ck(isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v), k, "a list of str", type(v).__name__)
+            sizes[k] = len(v); continue
+        _ck(torch.is_tensor(v), k, "a tensor", type(v).__name__)
+        sizes[k] = len(v)
+        if k in ("y", "ids"):
+            _ck(v.dtype == torch.int64, k, "int64", v.dtype)
+            _ck(v.ndim == (1 if k == "y" else 2), k, f"{1 if k == 'y' else 2}-D", tuple(v.shape))
+            if v.numel(): _ck(v.min().item() >= (-1 if k == "y" else 0), k, ">= -1" if k == "y" else ">= 0", v.min().item())
+            continue
+        _ck(v.is_floating_point(), k, "floating point", v.dtype)
+        nd = {"x": (2, 4), "images": (5,), "xyz": (5,), "w2c": (4,), "K": (4,), "depth": (4,), "mask": (4,)}[k]
+        _ck(v.ndim in nd, k, f"{' or '.join(map(str, nd))}-D", tuple(v.shape))
+        _ck(bool(torch.isfinite(v).all()), k, "finite", "NaN or inf")
+        lo, hi = {"x": (-1, 1) if v.ndim == 4 else None, "images": (0, 1), "mask": (0, 1)}.get(k) or (None, None)
+        if lo is not None and v.numel(): _ck(v.min().item() >= lo and v.max().item() <= hi, k, f"in [{lo}, {hi}]", f"range [{v.min().item():.3g}, {v.max().item():.3g}]")
+    if len(set(sizes.values())) > 1: raise ValueError(f"batch keys disagree on the batch size: {sizes}")
+    return next(iter(sizes.values())) if sizes else 0
 
 # %% ../nbs/01_data.ipynb #43413dbc
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

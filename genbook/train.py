@@ -1,4 +1,4 @@
-"""One training loop for every genbook model: AdamW, warm-up + cosine, clipping, bf16, NaN skipping, JSONL metrics, safetensors checkpoints with exact resume; plain PyTorch, DDP or a DeepSpeed engine.
+"""One training loop for every genbook model: AdamW with parameter groups, warm-up + cosine, clipping, bf16, NaN skipping, EMA of the weights, callbacks, JSONL metrics, safetensors checkpoints with exact resume; plain PyTorch, DDP or a DeepSpeed engine.
 
 Docs: https://genbook.github.io/genbook/train.html.md"""
 
@@ -6,19 +6,22 @@ Docs: https://genbook.github.io/genbook/train.html.md"""
 
 # %% ../nbs/03_train.ipynb #8081310d
 from __future__ import annotations
-import os, json, math, time, random, shutil, warnings
+import os, json, math, time, random, contextlib, warnings
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
-from .core import get_device, autocast, load_json, seed_everything
+from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Trainable
 
 # %% auto #0
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
-           'save_weights', 'load_weights', 'find_checkpoint', 'LossModule', 'read_metrics', 'model_config', 'Trainer']
+           'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'check_checkpoint',
+           'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback', 'EvalCallback',
+           'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #12a548d6
 def warmup_cosine(step:int, # optimizer steps taken so far
@@ -80,13 +83,13 @@ def setup_distributed(deepspeed:bool=False, # initialise through deepspeed.init_
                      )->tuple:
     "Initialise the process group when needed; returns (rank, world_size, device)."
     rank, local, world = dist_env()
-    dev = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = get_device(local_rank=local)
     if dev.type == "cuda": torch.cuda.set_device(dev)
     if world > 1 and dev.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if deepspeed:
-        if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        if dev.type == "cpu": os.environ.setdefault("DS_ACCELERATOR", "cpu")
         for k, v in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511").items():
             os.environ.setdefault(k, v)
         import deepspeed as ds
@@ -112,22 +115,58 @@ def set_rng_state(s:dict):
     n = s["numpy"]; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     if s["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
-def save_weights(model:nn.Module, path:str|Path):
-    "Write `model.state_dict()` to a safetensors file (shared tensors de-duplicated)."
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    seen, out = {}, {}
-    for k, v in sd.items():  # safetensors refuses aliased tensors
-        key = (v.data_ptr(), v.shape, v.dtype)
-        out[k] = v.clone() if key in seen else v; seen[key] = k
-    save_file(out, str(path))
 
-def load_weights(model:nn.Module, path:str|Path, strict:bool=True)->nn.Module:
+# %% ../nbs/03_train.ipynb #0ebd25c0
+def _aliases(sd:dict)->list:
+    "Groups of state-dict names that share one tensor (tied weights)."
+    groups = {}
+    for k, v in sd.items(): groups.setdefault((v.data_ptr(), v.dtype, tuple(v.shape)), []).append(k)
+    return [g for g in groups.values() if len(g) > 1]
+
+def model_config(model:nn.Module)->dict:
+    "The model's constructor config if it keeps one in `.config` (else {})."
+    c = getattr(model, "config", None)
+    return dict(c) if isinstance(c, dict) else {}
+
+def save_weights(model:nn.Module, # the module whose state dict is written
+                 path:str|Path, # the .safetensors file
+                 metadata:dict|None=None, # extra JSON-ready values stored in the header (e.g. {"step": 100})
+                )->Path:
+    "Write `model`'s state dict to safetensors (tied tensors once), with `model.config` and `metadata` as JSON in the header."
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    meta = {"format": "pt", **{k: sorted(g)[0] for g in _aliases(sd) for k in sorted(g)[1:]}}   # tied name: kept name
+    if model_config(model): meta["config"] = json.dumps(model_config(model), default=str)
+    meta.update({str(k): json.dumps(v, default=str) for k, v in (metadata or {}).items()})
+    own = lambda v: v.contiguous() if v.untyped_storage().nbytes() == v.numel() * v.element_size() else v.clone()  # a view of a bigger buffer: copy
+    save_file({k: own(v) for k, v in sd.items() if k not in meta}, str(path), metadata=meta)
+    return Path(path)
+
+def _json_or_str(s):
+    try: return json.loads(s)
+    except (json.JSONDecodeError, TypeError): return s
+
+def weights_metadata(path:str|Path, # a .safetensors file
+                    )->dict:
+    "The metadata of a weights file, JSON values parsed (`config` is the model config as a dict)."
+    try:
+        with safe_open(str(path), "pt") as f: meta, names = f.metadata() or {}, set(f.keys())
+    except Exception as e: raise CheckpointError(f"cannot read weights {path} (corrupt or not safetensors): {e}") from None
+    return {k: _json_or_str(v) for k, v in meta.items() if k != "format" and v not in names}   # save_model notes tied names as name: kept name
+
+# %% ../nbs/03_train.ipynb #fa1f7317
+def load_weights(model:nn.Module, # the module to fill
+                 path:str|Path, # a file written by `save_weights` (or any safetensors state dict)
+                 strict:bool=True, # refuse missing or unexpected names
+                )->nn.Module:
     "Load safetensors weights into `model` with clear errors for corrupt or mismatched files."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"weights file not found: {path}")
     try: sd = load_file(str(path))
     except Exception as e: raise CheckpointError(f"cannot read weights {path} (corrupt or not safetensors): {e}") from None
     own = model.state_dict()
+    for g in _aliases(own):   # a tied tensor is stored under one of its names
+        have = [k for k in g if k in sd]
+        if have: sd.update({k: sd[have[0]] for k in g if k not in sd})
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and own[k].shape != v.shape]
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     if bad or (strict and (missing or extra)):
@@ -139,6 +178,7 @@ def load_weights(model:nn.Module, path:str|Path, strict:bool=True)->nn.Module:
     model.load_state_dict(sd, strict=strict)
     return model
 
+# %% ../nbs/03_train.ipynb #7c56c6a3
 def find_checkpoint(path:str|Path)->Path:
     "A checkpoint folder from a checkpoint folder, a `checkpoints/` folder or a run folder (the latest one)."
     p = Path(path)
@@ -150,6 +190,21 @@ def find_checkpoint(path:str|Path)->Path:
             if not (c/"meta.json").is_file(): raise CheckpointError(f"{d/'latest'} points to {c}, which is not a checkpoint")
             return c
     raise CheckpointError(f"no checkpoint in {p} (expected meta.json, or checkpoints/latest)")
+
+def check_checkpoint(d:Path, # a checkpoint folder
+                     model:nn.Module, # the model it should fit
+                     engine:str, # "torch" or "deepspeed": the engine that will resume it
+                    )->dict:
+    "The checkpoint's meta.json, after checking model class, config and engine against this run."
+    meta = json.loads((d/"meta.json").read_text())
+    if meta["model"] != type(model).__name__:
+        raise CheckpointError(f"checkpoint {d} holds a {meta['model']}, not a {type(model).__name__}")
+    mine, theirs = model_config(model), meta.get("config", {})
+    diff = {k: (theirs.get(k), v) for k, v in mine.items() if k in theirs and theirs[k] != v}
+    if diff: raise CheckpointError(f"checkpoint {d} was made with another model config: " + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items()))
+    if meta["engine"] != engine:
+        raise CheckpointError(f"checkpoint {d} was written by the {meta['engine']} engine; resume it with the same engine")
+    return meta
 
 # %% ../nbs/03_train.ipynb #a6d018e9
 class LossModule(nn.Module):
@@ -167,78 +222,192 @@ def read_metrics(path:str|Path)->list:
     p = p/"metrics.jsonl" if p.is_dir() else p
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
 
-def model_config(model:nn.Module)->dict:
-    "The model's constructor config if it keeps one in `.config` (else {})."
-    c = getattr(model, "config", None)
-    return dict(c) if isinstance(c, dict) else {}
+
+# %% ../nbs/03_train.ipynb #a499ae9f
+def param_groups(model:nn.Module, # the model to optimise
+                 weight_decay:float, # decay of the matrices (the other group gets 0)
+                )->list:
+    "AdamW parameter groups `[decay, no decay]` (empty ones left out) of `model`'s trainable parameters."
+    nodecay = {id(p) for mn, m in model.named_modules() for pn, p in m.named_parameters(recurse=False)
+               if p.ndim < 2 or isinstance(m, nn.Embedding) or "embed" in pn}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) not in nodecay], "weight_decay": weight_decay},
+              {"params": [p for p in params if id(p) in nodecay], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+def describe_groups(groups:list)->str:
+    "One line with the tensors and parameters of each group."
+    return ", ".join(f"weight_decay={g['weight_decay']:g}: {len(g['params'])} tensors, {sum(p.numel() for p in g['params']):,} params" for g in groups)
+
+# %% ../nbs/03_train.ipynb #3dba6955
+class EMA:
+    "An fp32 exponential moving average of `model`'s trainable parameters."
+    def __init__(self, model:nn.Module, # its parameters are averaged (the same objects the optimizer updates)
+                 decay:float, # the EMA decay, in (0, 1)
+                ):
+        if not 0 < decay < 1: raise ValueError(f"ema decay must be in (0, 1), got {decay!r}")
+        self.decay, self.updates = decay, 0
+        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.shadow = {n: p.detach().float().clone() for n, p in self.params.items()}
+    @torch.no_grad()
+    def update(self):
+        "One EMA step towards the current parameters."
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for n, p in self.params.items(): self.shadow[n].lerp_(p.detach().float(), 1 - d)
+    @contextlib.contextmanager
+    def swapped(self):
+        "Context in which the model holds the EMA weights (its own are restored afterwards)."
+        saved = {n: p.detach().clone() for n, p in self.params.items()}
+        try:
+            with torch.no_grad():
+                for n, p in self.params.items(): p.copy_(self.shadow[n])
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in self.params.items(): p.copy_(saved[n])
+    def save(self, path:str|Path):
+        save_file({n: t.contiguous() for n, t in self.shadow.items()}, str(path), metadata={"decay": str(self.decay), "updates": str(self.updates)})
+    def load(self, path:str|Path):
+        "Restore the average and its update count from `save`'s file."
+        try:
+            sd = load_file(str(path))
+            with safe_open(str(path), "pt") as f: self.updates = int(f.metadata()["updates"])
+        except Exception as e: raise CheckpointError(f"cannot read EMA weights {path}: {e}") from None
+        if set(sd) != set(self.shadow) or any(sd[n].shape != t.shape for n, t in self.shadow.items()): raise CheckpointError(f"EMA weights {path} do not fit the model's trainable parameters")
+        for n, t in sd.items(): self.shadow[n].copy_(t)
+
+# %% ../nbs/03_train.ipynb #1f180891
+class Callback:
+    "A trainer callback: override any hook; lower `order` runs first."
+    order = 0
+    def before_fit(self, trainer): pass
+    def after_step(self, trainer, rec:dict): pass
+    def after_fit(self, trainer): pass
+
+def _due(tr, every:int)->bool: return bool(every and tr.step % every == 0) or tr.step == tr.end
+
+class EvalCallback(Callback):
+    "Adds `trainer.evaluate()` to the record every `every` steps (0: only at the end)."
+    order = 10
+    def __init__(self, every:int=0): self.every = every
+    def after_step(self, tr, rec):
+        if _due(tr, self.every): rec.update(tr.evaluate())
+
+class LogCallback(Callback):
+    "Logs the record (with step and wall time) at step 1, every `every` steps and at the end."
+    order = 20
+    def __init__(self, every:int=10): self.every = every
+    def after_step(self, tr, rec):
+        if tr.step % self.every == 0 or tr.step == tr.end or tr.step == 1:
+            tr.log({"step": tr.step, **rec, "time": round(time.time() - tr.t0, 3)})
+            if tr.bar is not None: tr.bar.set_postfix(loss=f"{rec['loss']:.4f}", skipped=tr.skipped)
+
+class CheckpointCallback(Callback):
+    "A checkpoint every `every` steps (0: only at the end), when the trainer has a run folder."
+    order = 30
+    def __init__(self, every:int=0): self.every = every
+    def after_step(self, tr, rec):
+        if tr.out is not None and _due(tr, self.every): tr.save_checkpoint()
+
+class SampleGrid(Callback):
+    "Saves `fn(model)` (images in [-1, 1]) as `<out>/<folder>/step_XXXXXXX.png` every `every` steps and at the end."
+    order = 25
+    def __init__(self, fn, # fn(model) -> images (N, C, H, W) in [-1, 1]
+                 every:int=0, # steps between grids (0: only at the end)
+                 nrow:int|None=None, # images per row
+                 folder:str="samples", # sub-folder of the run folder
+                ): self.fn, self.every, self.nrow, self.folder, self.saved = fn, every, nrow, folder, []
+    def after_step(self, tr, rec):
+        if tr.out is None or not _due(tr, self.every): return
+        from genbook.viz import save_grid   # notebook 04; imported when used
+        with torch.random.fork_rng(devices=[tr.device] if tr.device.type == "cuda" else []), tr.gathered(), tr.ema_weights(), eval_mode(tr.model), torch.no_grad():
+            xs = self.fn(tr.model)
+        if tr.rank == 0: self.saved.append(save_grid(xs.float().cpu(), tr.out/self.folder/f"step_{tr.step:07d}.png", nrow=self.nrow))
+
+# %% ../nbs/03_train.ipynb #7035ccbc
+def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
+                     batch_size:int, world:int, accum:int, # global batch, ranks, accumulation (when the JSON does not set it)
+                     grad_clip:float|None, bf16:bool, # the trainer's clipping and bf16 switch
+                     device:torch.device, # where the engine runs
+                    )->dict:
+    "The DeepSpeed config the trainer runs: batch sizes, clipping and bf16 filled in; optimizer and scheduler refused."
+    cfg = dict(load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg)
+    for k in ("optimizer", "scheduler"):
+        if k in cfg: raise ValueError(f"DeepSpeed config declares '{k}': genbook builds AdamW and the cosine schedule in code; remove it")
+    if cfg.get("fp16", {}).get("enabled") and device.type == "cpu": raise ValueError("fp16 is not supported on CPU; use bf16")
+    accum = int(cfg.get("gradient_accumulation_steps", accum))
+    if batch_size % (world * accum):
+        raise ValueError(f"batch size {batch_size} is not divisible by world size {world} x gradient accumulation {accum}")
+    cfg.pop("train_batch_size", None)
+    cfg.update(train_micro_batch_size_per_gpu=batch_size // (world * accum), gradient_accumulation_steps=accum)
+    if grad_clip is not None: cfg.setdefault("gradient_clipping", grad_clip)
+    if bf16: cfg["bf16"] = {"enabled": True}      # bf16=True switches it on whatever the JSON says
+    cfg.setdefault("bf16", {"enabled": False})
+    cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
+    return cfg
 
 # %% ../nbs/03_train.ipynb #34f23196
 class Trainer:
     "The one training loop: plain PyTorch, DDP, or a DeepSpeed engine."
-    def __init__(self, model:nn.Module, # has loss(batch) -> {"loss": ..., other scalars}
+    def __init__(self, model:nn.Module, # `Trainable`: loss(batch) -> {"loss": ..., other scalars}
                  data, # training set following genbook's batch protocol
                  batch_size:int=64, # global batch size
                  max_steps:int=1000, # optimizer steps
                  lr:float=1e-3, # peak learning rate
                  min_lr:float=1e-6, # final learning rate of the cosine
                  warmup:int=100, # warm-up steps
-                 weight_decay:float=1e-4, # AdamW weight decay
+                 weight_decay:float=1e-4, # AdamW weight decay of matrices (none for norms, biases, embeddings)
                  betas:tuple=(0.9, 0.95), # AdamW betas
                  grad_clip:float|None=1.0, # max gradient norm (None: no clipping)
                  bf16:bool=False, # bf16 autocast (DeepSpeed: its bf16 mode)
                  accum:int=1, # gradient accumulation steps (DeepSpeed: from the config if set there)
-                 seed:int=0, # seeds the model init RNG state, data order and noise
+                 seed:int=0, # data order and per-step data noise; seed model init and model-side noise yourself (core.seed_everything)
                  out:str|Path|None=None, # run folder: metrics.jsonl, checkpoints/ (None: nothing written)
                  log_every:int=10, # steps between metric records
                  ckpt_every:int=0, # steps between checkpoints (0: only at the end)
-                 eval_fn=None, # eval_fn(model) -> dict of scalars, run on every rank
+                 eval_fn=None, # eval_fn(model) -> dict of scalars, run on every rank (on the EMA weights when on)
                  eval_every:int=0, # steps between evaluations (0: only at the end)
+                 ema:float|None=None, # EMA decay of the weights (None: no EMA)
+                 callbacks:list=(), # extra `Callback`s (e.g. `SampleGrid`)
                  deepspeed_config:str|Path|dict|None=None, # DeepSpeed JSON config: train with a DeepSpeed engine
                  progress:bool=True, # tqdm progress bar on rank 0
                 ):
         if max_steps < 1: raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        if not callable(getattr(model, "loss", None)): raise TypeError(f"{type(model).__name__} has no loss(batch) method")
-        self.model, self.data = model, data
+        if not isinstance(model, Trainable): raise TypeError(f"{type(model).__name__} has no loss(batch) method")
+        self.model, self.data, self.out, self.ds = model, data, (Path(out) if out is not None else None), deepspeed_config is not None
         self.__dict__.update(dict(batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, warmup=warmup,
             weight_decay=weight_decay, betas=tuple(betas), grad_clip=grad_clip, bf16=bf16, accum=accum, seed=seed,
             log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress))
-        self.out = Path(out) if out is not None else None
-        self.ds = deepspeed_config is not None
         self.rank, self.world, self.device = setup_distributed(self.ds)
+        if bf16 and autocast_dtype(self.device) is None:
+            why = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16/AMX" if self.device.type == "cpu" else "no bf16 support"
+            warnings.warn(f"bf16=True on {self.device} without native bf16 ({why}): bf16 is emulated and much slower than fp32 here")
         model.to(self.device)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay)
+        self.opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=self.betas)
         ratio = min_lr / lr if lr > 0 else 0.0
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: warmup_cosine(s, warmup, max_steps, ratio))
         self.engine = self.ddp = None
-        if self.ds: self._init_deepspeed(deepspeed_config)
+        if self.ds:
+            import deepspeed
+            self.ds_config = build_ds_config(deepspeed_config, batch_size, self.world, accum, grad_clip, bf16, self.device)
+            self.accum, self.bf16 = self.ds_config["gradient_accumulation_steps"], bool(self.ds_config["bf16"].get("enabled"))
+            if ema is not None and self._zero_stage() == 3: raise NotImplementedError("ema with ZeRO-3 (partitioned parameters) is not supported; use ZeRO 0-2")
+            self.engine, *_ = deepspeed.initialize(model=LossModule(model), optimizer=self.opt, config=self.ds_config)
         elif self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.ema = EMA(model, ema) if ema is not None else None
         self.stream = BatchStream(data, batch_size, seed, self.rank, self.world, self.accum, self.device)
-        self.step, self.skipped, self.dropped, self.history = 0, 0, 0, []
-
-    def _init_deepspeed(self, cfg):
-        import deepspeed
-        cfg = dict(load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg)
-        for k in ("optimizer", "scheduler"):
-            if k in cfg: raise ValueError(f"DeepSpeed config declares '{k}': genbook builds AdamW and the cosine schedule in code; remove it")
-        if cfg.get("fp16", {}).get("enabled") and self.device.type == "cpu": raise ValueError("fp16 is not supported on CPU; use bf16")
-        self.accum = int(cfg.get("gradient_accumulation_steps", self.accum))
-        if self.batch_size % (self.world * self.accum):
-            raise ValueError(f"batch size {self.batch_size} is not divisible by world size {self.world} x gradient accumulation {self.accum}")
-        cfg.pop("train_batch_size", None)
-        cfg.update(train_micro_batch_size_per_gpu=self.batch_size // (self.world * self.accum), gradient_accumulation_steps=self.accum)
-        if self.grad_clip is not None: cfg.setdefault("gradient_clipping", self.grad_clip)
-        if self.bf16: cfg["bf16"] = {"enabled": True}      # bf16=True switches it on whatever the JSON says
-        cfg.setdefault("bf16", {"enabled": False})
-        self.bf16 = bool(cfg["bf16"].get("enabled"))
-        cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
-        self.ds_config = cfg
-        self.engine, *_ = deepspeed.initialize(model=LossModule(self.model), optimizer=self.opt, config=cfg)
+        builtin = [EvalCallback(eval_every)] * (eval_fn is not None) + [LogCallback(log_every), CheckpointCallback(ckpt_every)]
+        self.callbacks = sorted([*builtin, *callbacks], key=lambda c: c.order)
+        self.step, self.skipped, self.dropped, self.history, self.end, self.bar = 0, 0, 0, [], max_steps, None
 
     # --- one step ---------------------------------------------------------------------------------
-    def _all_reduce(self, t, op=None):
-        if self.world > 1: dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
-        return t
+    def _any(self, flag:bool)->bool:
+        "True when `flag` is true on any rank."
+        t = torch.tensor(float(flag), device=self.device)
+        if self.world > 1: dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item() > 0
 
     def train_step(self)->dict:
         "One optimizer step; returns the rank-averaged metrics."
@@ -246,52 +415,52 @@ class Trainer:
         fwd.train()
         sums, good = {}, 0
         for a in range(self.accum):
-            batch = self.stream.get(self.step, a)
-            last = a == self.accum - 1
-            with autocast(self.device, self.bf16 and not self.ds):
-                out = fwd(batch)
+            with autocast(self.device, self.bf16 and not self.ds): out = fwd(self.stream.get(self.step, a))
             loss = out["loss"]
-            bad = self._all_reduce(torch.tensor(float(not torch.isfinite(loss).item()), device=self.device), dist.ReduceOp.MAX if self.world > 1 else None).item() > 0
-            if bad:
+            if self._any(not torch.isfinite(loss).item()):
                 if self.ds and self.accum == 1: break          # nothing to keep in step: skip backward and update
                 loss = _zero_loss(fwd)
             else:
                 good += 1
                 for k, v in out.items():
                     if torch.is_tensor(v) and v.numel() == 1: sums[k] = sums.get(k, 0.0) + v.detach().float()
-            if self.engine is not None:
-                self.engine.backward(loss); self.engine.step()
+            if self.engine is not None: self.engine.backward(loss); self.engine.step()
             else:
-                ctx = self.ddp.no_sync() if (self.ddp is not None and not last) else _null()
-                with ctx: (loss / self.accum).backward()
-        gn = float("nan")
-        if good == 0: self.skipped += 1
-        if self.engine is not None:
-            if good: gn = self.engine.get_global_grad_norm()
-            gn = float(gn) if gn is not None else float("nan")
-        else:
-            if good:
-                if good < self.accum:  # rescale to the mean over the micro-batches actually used
-                    for p in self.model.parameters():
-                        if p.grad is not None: p.grad.mul_(self.accum / good)
-                gn = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip if self.grad_clip else float("inf")))
-                self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-        self.dropped += self.accum - good
+                with self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else _null(): (loss / self.accum).backward()
+        gn = self._update(good)
+        if good and self.ema is not None: self.ema.update()
+        self.skipped, self.dropped = self.skipped + (good == 0), self.dropped + self.accum - good
         lr_used = self.sched.get_last_lr()[0]
-        self.sched.step()
-        self.step += 1
+        self.sched.step(); self.step += 1
+        return {**self._mean(sums, good), "lr": lr_used, "grad_norm": gn, "skipped": self.skipped, "dropped": self.dropped}
+
+    def _update(self, good:int)->float:
+        "Clip and apply the gradients of `good` finite micro-batches (DeepSpeed: already applied); returns the gradient norm."
+        if self.engine is not None:
+            gn = self.engine.get_global_grad_norm() if good else None
+            return float(gn) if gn is not None else float("nan")
+        gn = float("nan")
+        if good:
+            if good < self.accum:  # rescale to the mean over the micro-batches actually used
+                for p in self.model.parameters():
+                    if p.grad is not None: p.grad.mul_(self.accum / good)
+            gn = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip if self.grad_clip else float("inf")))
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return gn
+
+    def _mean(self, sums:dict, good:int)->dict:
+        "Scalars averaged over the finite micro-batches of all ranks."
         keys = sorted(sums)
-        vec = torch.stack([sums[k] for k in keys] + [torch.tensor(float(good))]).to(self.device) if keys else torch.tensor([float(good)], device=self.device)
-        vec = self._all_reduce(vec)
+        vec = torch.stack([sums[k].to(self.device) for k in keys] + [torch.tensor(float(good), device=self.device)])
+        if self.world > 1: dist.all_reduce(vec)
         n = vec[-1].item()
         rec = {k: (vec[i].item() / n if n else float("nan")) for i, k in enumerate(keys)}
-        if not keys: rec["loss"] = float("nan")
-        rec.update(lr=lr_used, grad_norm=gn, skipped=self.skipped, dropped=self.dropped)
-        return rec
+        return rec if keys else {"loss": float("nan")}
 
     # --- logging, checkpoints -----------------------------------------------------------------------
-    def _log(self, rec:dict):
+    def log(self, rec:dict):
+        "Keep `rec` in `history`; rank 0 appends it to metrics.jsonl."
         self.history.append(rec)
         if self.out is not None and self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -302,12 +471,11 @@ class Trainer:
         d = Path(path) if path is not None else self.out/"checkpoints"/f"step_{self.step:07d}"
         d.mkdir(parents=True, exist_ok=True)
         state = {"step": self.step, "skipped": self.skipped, "dropped": self.dropped, "scheduler": self.sched.state_dict()}
-        if self.engine is not None:
-            self.engine.save_checkpoint(str(d/"deepspeed"), tag="state", client_state={})
-            with self._gathered():
-                if self.rank == 0: save_weights(self.model, d/"model.safetensors")
-        elif self.rank == 0:
-            save_weights(self.model, d/"model.safetensors"); state["optimizer"] = self.opt.state_dict()
+        if self.engine is not None: self.engine.save_checkpoint(str(d/"deepspeed"), tag="state", client_state={})
+        else: state["optimizer"] = self.opt.state_dict()
+        with self.gathered():
+            if self.rank == 0: save_weights(self.model, d/"model.safetensors", metadata={"step": self.step})
+        if self.ema is not None and self.rank == 0: self.ema.save(d/"ema.safetensors")
         torch.save(rng_state(), d/f"rng_{self.rank}.pt")
         if self.rank == 0:
             torch.save(state, d/"state.pt")
@@ -318,28 +486,22 @@ class Trainer:
         if self.world > 1: dist.barrier()
         return d
 
+    def _zero_stage(self)->int: return (self.ds_config.get("zero_optimization") or {}).get("stage", 0) if self.ds else 0
+
     def gathered(self):
         "Context in which every rank holds the full parameters (needed for sampling/evaluation under ZeRO-3)."
-        return self._gathered()
+        if self._zero_stage() != 3: return _null()
+        import deepspeed
+        return deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None)
 
-    def _gathered(self):
-        stage = (self.ds_config.get("zero_optimization") or {}).get("stage", 0) if self.ds else 0
-        if stage == 3:
-            import deepspeed
-            return deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None)
-        return _null()
+    def ema_weights(self):
+        "Context in which the model holds its EMA weights (a no-op without EMA): use it for sampling."
+        return self.ema.swapped() if self.ema is not None else _null()
 
     def load_checkpoint(self, path:str|Path)->int:
-        "Restore weights, optimizer, scheduler, step and RNG states; returns the step."
+        "Restore weights, EMA, optimizer, scheduler, step and RNG states; returns the step."
         d = find_checkpoint(path)
-        meta = json.loads((d/"meta.json").read_text())
-        if meta["model"] != type(self.model).__name__:
-            raise CheckpointError(f"checkpoint {d} holds a {meta['model']}, not a {type(self.model).__name__}")
-        mine = model_config(self.model)
-        diff = {k: (meta["config"].get(k), v) for k, v in mine.items() if k in meta.get("config", {}) and meta["config"][k] != v}
-        if diff: raise CheckpointError(f"checkpoint {d} was made with another model config: " + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items()))
-        if (meta["engine"] == "deepspeed") != self.ds:
-            raise CheckpointError(f"checkpoint {d} was written by the {meta['engine']} engine; resume it with the same engine")
+        check_checkpoint(d, self.model, "deepspeed" if self.ds else "torch")
         try: state = torch.load(d/"state.pt", weights_only=True)
         except Exception as e: raise CheckpointError(f"cannot read {d/'state.pt'}: {e}") from None
         if self.engine is not None:
@@ -349,6 +511,9 @@ class Trainer:
             load_weights(self.model, d/"model.safetensors")
             try: self.opt.load_state_dict(state["optimizer"])
             except Exception as e: raise CheckpointError(f"optimizer state in {d} does not fit this model: {e}") from None
+        if self.ema is not None:
+            if (d/"ema.safetensors").is_file(): self.ema.load(d/"ema.safetensors")
+            else: warnings.warn(f"{d} has no ema.safetensors: the EMA starts from the checkpoint's weights"); self.ema = EMA(self.model, self.ema.decay)
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.skipped, self.dropped = state["step"], state["skipped"], state["dropped"]
         rf = d/f"rng_{self.rank}.pt"
@@ -361,34 +526,26 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------------
     def evaluate(self)->dict:
+        "`eval_fn(model)` in eval mode without gradients, on the EMA weights when EMA is on; keys prefixed `eval_`."
         if self.eval_fn is None: return {}
-        self.model.eval()
-        with torch.no_grad(), self.gathered(): res = self.eval_fn(self.model)
-        self.model.train()
-        return {f"eval_{k}" if not k.startswith("eval") else k: float(v) for k, v in res.items()}
+        with eval_mode(self.model), torch.no_grad(), self.gathered(), self.ema_weights():   # float() inside: results may be views of weights
+            return {f"eval_{k}" if not k.startswith("eval") else k: float(v) for k, v in self.eval_fn(self.model).items()}
 
     def fit(self, resume:str|Path|None=None, # checkpoint (or run folder) to continue from
             until:int|None=None, # stop (and checkpoint) at this step instead of `max_steps`; the schedule still ends at `max_steps`
            )->list:
         "Train to `max_steps` (or `until`); returns the logged records."
         if resume is not None: self.load_checkpoint(resume)
-        end = min(until or self.max_steps, self.max_steps)
-        start, t0 = self.step, time.time()
-        bar = tqdm(total=end, initial=start, disable=not self.progress or self.rank != 0, dynamic_ncols=True, mininterval=1.0)
+        self.end, self.t0 = min(until or self.max_steps, self.max_steps), time.time()
+        self.bar = tqdm(total=self.end, initial=self.step, disable=not self.progress or self.rank != 0, dynamic_ncols=True, mininterval=1.0)
         try:
-            while self.step < end:
-                rec = self.train_step()
-                bar.update(1)
-                last = self.step == end
-                if self.eval_fn is not None and ((self.eval_every and self.step % self.eval_every == 0) or last):
-                    rec.update(self.evaluate())
-                if self.step % self.log_every == 0 or last or self.step == 1:
-                    rec = {"step": self.step, **rec, "time": round(time.time() - t0, 3)}
-                    self._log(rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", skipped=self.skipped)
-                if self.out is not None and ((self.ckpt_every and self.step % self.ckpt_every == 0) or last):
-                    self.save_checkpoint()
-        finally: bar.close()
+            for cb in self.callbacks: cb.before_fit(self)
+            while self.step < self.end:
+                rec = self.train_step(); self.bar.update(1)
+                for cb in self.callbacks: cb.after_step(self, rec)
+            for cb in self.callbacks: cb.after_fit(self)
+        finally: self.bar.close()
         return self.history
 
-from contextlib import nullcontext as _null
+_null = contextlib.nullcontext
+

@@ -10,27 +10,51 @@ time each notebook took.
     python scripts/run_notebooks.py nbs/02_nn.ipynb      # some of them
     python scripts/run_notebooks.py --flags slow ...     # also run the `#| slow` cells
 """
-import argparse, os, subprocess, sys, time
+import argparse, json, os, subprocess, sys, time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _strip_widgets(p):
+    "Drop live-widget outputs (they need a kernel; DESIGN: no saved widget state): each widget cell shows a static figure beside it."
+    nb = json.loads(p.read_text())
+    for c in nb["cells"]:
+        if c.get("outputs"): c["outputs"] = [o for o in c["outputs"] if WIDGET not in o.get("data", {})]
+    p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def _run(p, skip, force):
+    from nbdev.test import test_nb
+    ok, secs = test_nb(p, skip_flags=skip, force_flags=force, save=True)
+    if ok: _strip_widgets(p)
+    return ok, secs
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: every nbs/*.ipynb not starting with _)")
     ap.add_argument("--flags", nargs="*", default=[], help="cell flags to run anyway (e.g. slow)")
+    ap.add_argument("--n-workers", type=int, default=1, help="notebooks run at once, each in its own process")
     a = ap.parse_args(argv)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become saved outputs (Agg would drop them)
     from nbdev.config import get_config
-    from nbdev.test import test_nb
     nbs = [Path(p).resolve() for p in a.notebooks] or sorted(p for p in (ROOT/"nbs").glob("*.ipynb") if not p.name.startswith("_"))
     missing = [str(p) for p in nbs if not p.is_file()]
     if missing: sys.exit(f"notebooks not found: {', '.join(missing)}")
     skip = [f for f in get_config().tst_flags.split() if f not in a.flags]
     failed, t0 = [], time.time()
-    for p in sorted(nbs, key=lambda p: p.name):
-        ok, secs = test_nb(p, skip_flags=skip, force_flags=a.flags, save=True)
+    nbs = sorted(nbs, key=lambda p: p.name)
+    run = partial(_run, skip=skip, force=a.flags)
+    if a.n_workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(a.n_workers) as ex: results = list(ex.map(run, nbs))
+    else: results = map(run, nbs)
+    for p, (ok, secs) in zip(nbs, results):
         print(f"{'ok  ' if ok else 'FAIL'} {secs:7.1f}s  {p.name}", flush=True)
         if not ok: failed.append(p.name)
     subprocess.run(["nbdev-clean"], cwd=ROOT, check=True)

@@ -41,6 +41,7 @@ def get_parser():
     p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default: the preset's)")
     p.add_argument("--direction", choices=["l2r", "r2l"], help="token order for text datasets (passed to the dataset as direction=)")
+    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights with this decay (e.g. 0.999) for evaluation and sampling (default: the preset's, else none)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--out", help="run folder (default runs/<model>)")
@@ -91,13 +92,13 @@ def build_model(name, overrides, data):
 def main(argv=None):
     args = get_parser().parse_args(argv)
     import torch
-    from genbook.core import MODELS, DATA, import_presets, seed_everything
+    from genbook.core import MODELS, DATA, import_presets, seed_everything, Sampler, Evaluable, Previewable
     import_presets()
     if args.list:
         print("models:\n" + MODELS.describe() + "\n\ndatasets:\n" + DATA.describe()); return 0
     if args.deepspeed_config:
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
-    from genbook.train import Trainer, dist_env
+    from genbook.train import Trainer, dist_env, param_groups, describe_groups
     from genbook.viz import save_grid
     rank = dist_env()[0]
 
@@ -111,28 +112,30 @@ def main(argv=None):
     seed_everything(args.seed)
     model = build_model(args.model, parse_kv(args.model_arg, "--model-arg"), train)
     cfg = MODELS.train_defaults(args.model)
-    for k in ("max_steps", "batch_size", "lr", "warmup"):
+    for k in ("max_steps", "batch_size", "lr", "warmup", "ema"):
         if getattr(args, k) is not None: cfg[k] = getattr(args, k)
     out = Path(args.out or ROOT / "runs" / args.model)
-    eval_fn = (lambda m: m.evaluate(test)) if (test is not None and hasattr(model, "evaluate")) else None
+    eval_fn = (lambda m: m.evaluate(test)) if (test is not None and isinstance(model, Evaluable)) else None
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
                  ckpt_every=args.ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
                  progress=not args.no_progress, **cfg)
     if rank == 0:
-        print(f"{args.model} ({sum(p.numel() for p in model.parameters())/1e6:.2f}M params) on {args.data} "
+        print(f"{args.model} ({sum(p.numel() for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
               f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
-              f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}", flush=True)
+              f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}"
+              + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
+        print("param groups: " + describe_groups(param_groups(model, tr.weight_decay)), flush=True)
     t0 = time.time()
     tr.fit(resume=args.resume, until=args.until)
     wall = time.time() - t0
-    if args.num_samples and hasattr(model, "sample"):
+    if args.num_samples and isinstance(model, Sampler):
         nc = getattr(model, "num_classes", 0)
         y = torch.arange(nc).repeat_interleave(max(1, args.num_samples // nc))[: args.num_samples].to(tr.device) if nc else None
         n = len(y) if y is not None else args.num_samples
-        with tr.gathered(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
+        with tr.gathered(), tr.ema_weights(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
         if rank == 0: save_grid(xs, out / "samples.png", nrow=max(1, n // max(nc, 1)) if nc else None)
-    elif args.num_samples and hasattr(model, "preview") and test is not None:
-        with tr.gathered(): xs = model.preview(test, n=max(1, min(8, args.num_samples)))
+    elif args.num_samples and isinstance(model, Previewable) and test is not None:
+        with tr.gathered(), tr.ema_weights(): xs = model.preview(test, n=max(1, min(8, args.num_samples)))
         if rank == 0: save_grid(xs, out / "samples.png", nrow=len(xs) // max(1, min(8, args.num_samples, len(test))))
     if rank == 0:
         last = tr.history[-1] if tr.history else {}
@@ -150,7 +153,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(130)
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, TypeError, NotImplementedError) as e:
         from genbook.train import CheckpointError  # noqa
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         sys.exit(f"train.py: error: {msg}")

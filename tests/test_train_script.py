@@ -50,6 +50,25 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert part == full, f"resumed {part[4:]} vs uninterrupted {full[4:]}"
 
 
+def test_resume_with_ema_reproduces_uninterrupted_run(tmp_path):
+    "With --ema the resumed run gives the same losses, the same EMA weights (ema.safetensors) and the same EMA-evaluated test bpd."
+    common = ["--max-steps", "6", "--log-every", "1", "--warmup", "2", "--num-samples", "4", "--ema", "0.9"] + SMALL
+    r = ok(run(common + ["--out", tmp_path / "full"]))
+    assert "EMA 0.9" in r.stdout and "param groups: weight_decay=0.0001:" in r.stdout
+    ok(run(common + ["--out", tmp_path / "part", "--until", "3"]))
+    ok(run(common + ["--out", tmp_path / "part", "--resume", tmp_path / "part"]))
+    assert losses(tmp_path / "part") == losses(tmp_path / "full")
+    ema = "checkpoints/step_0000006/ema.safetensors"
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    a, b = load_file(tmp_path / "part" / ema), load_file(tmp_path / "full" / ema)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)          # bit-exact EMA weights
+    meta = [safe_open(tmp_path / d / ema, "pt").metadata() for d in ("part", "full")]
+    assert meta[0] == meta[1] and meta[0]["updates"] == "6"
+    res = [json.loads((tmp_path / d / "result.json").read_text())["test_bpd"] for d in ("full", "part")]
+    assert res[0] == res[1]
+
+
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     ok(run(["--max-steps", "2", "--out", tmp_path / "a", "--num-samples", "0"] + SMALL))
     # a different model config

@@ -1,0 +1,58 @@
+"""One shared test of the generative-model interface: every registered model preset, built small, satisfies
+genbook.core's protocols and returns a finite scalar loss on a 4-item batch of a matching dataset preset."""
+import math
+import pytest
+import torch
+
+from genbook.core import MODELS, DATA, Trainable, Sampler, Evaluable, Previewable, import_presets
+from genbook.data import check_batch
+
+import_presets()
+
+# preset -> (dataset preset, dataset arguments, model overrides that make it tiny, protocols it must satisfy)
+IMG = (Trainable, Sampler, Evaluable)
+CASES = {
+    "tarflow-digits": ("digits", {}, dict(width=64, layers_per_block=1, num_blocks=2), IMG),
+    "tarflow": ("digits", {}, dict(in_channels=1, img_size=8, patch_size=2, num_classes=10, levels=17,
+                                    width=64, layers_per_block=1, num_blocks=2), IMG),
+    "starflow-pixel": ("digits", {}, dict(layers=[1, 1], width=32), IMG),
+    "starflow": ("digits", {}, dict(layers=[1, 1], width=32, autoencoder="<tiny-vae>"), IMG),
+    "starflow-text": ("digits-captions", {}, dict(layers=[1, 1], width=32, autoencoder="<tiny-vae>"), IMG),
+    "vae-digits": ("digits", {}, dict(width=8), (Trainable, Evaluable)),
+    "gpt": ("mult", dict(digits=1, test_size=20), dict(dim=32, depth=1), (Trainable, Evaluable)),
+    "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
+}
+SKIP = {}  # preset -> reason (e.g. it needs heavy pretrained parts)
+
+
+def test_every_preset_has_a_case():
+    "A new model preset must be added to CASES (or SKIP with a reason), so the shared test covers it."
+    missing = sorted(set(MODELS.names()) - set(CASES) - set(SKIP))
+    assert not missing, f"add these model presets to tests/test_protocols.py CASES: {missing}"
+
+
+@pytest.fixture(scope="module")
+def tiny_vae(tmp_path_factory):
+    "An untrained conv VAE saved as a folder: the latent presets are built on it instead of the cached pretrained one."
+    from genbook.latent import ConvVAE, save_autoencoder
+    torch.manual_seed(0)
+    return str(save_autoencoder(ConvVAE(in_channels=1, img_size=8, latent_channels=4, factor=2, width=8), tmp_path_factory.mktemp("vae")))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_preset_follows_the_protocol(name, tiny_vae, tmp_path, monkeypatch):
+    if name in SKIP: pytest.skip(SKIP[name])
+    monkeypatch.setenv("GENBOOK_CACHE", str(tmp_path / "cache"))
+    data_name, data_args, overrides, protocols = CASES[name]
+    overrides = {k: (tiny_vae if v == "<tiny-vae>" else v) for k, v in overrides.items()}
+    data = DATA.build(data_name, **data_args)
+    torch.manual_seed(0)
+    model = MODELS.build(name, **overrides)
+    for P in protocols: assert isinstance(model, P), f"{name} is not {P.__name__}"
+    batch = data.get_batch(torch.arange(4), torch.Generator().manual_seed(0))
+    assert check_batch(batch) == 4
+    out = model.loss(batch)
+    assert isinstance(out, dict) and "loss" in out, f"{name}.loss returned {type(out).__name__} without 'loss'"
+    loss = out["loss"]
+    assert torch.is_tensor(loss) and loss.ndim == 0 and math.isfinite(loss.item()), f"{name}: loss {loss!r}"
+    assert loss.requires_grad, f"{name}: the loss does not depend on trainable parameters"
