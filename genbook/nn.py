@@ -10,18 +10,24 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
 # %% auto #0
-__all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'upcast', 'LayerNorm32', 'RMSNorm32', 'KVCache',
-           'rope_angles', 'apply_rope', 'Attention', 'MLP', 'SwiGLU', 'TransformerLayer', 'patchify', 'unpatchify']
+__all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
+           'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'Attention', 'MLP', 'SwiGLU', 'TransformerLayer',
+           'patchify', 'unpatchify']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
-def causal_mask(T:int, # sequence length
+def causal_mask(T:int, # number of queries (the last T of the S keys)
+                S:int|None=None, # number of keys (None: S = T)
                 device=None, # device of the mask
                )->torch.Tensor:
-    "(T, T) boolean lower-triangular mask: query i attends to keys 0..i."
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    "(T, S) boolean mask: query i (key position S - T + i) attends to keys 0 .. S - T + i."
+    S = T if S is None else S
+    if T < 0 or S < T: raise ValueError(f"causal_mask needs 0 <= T <= S, got T={T}, S={S}")
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
+# %% ../nbs/02_nn.ipynb #13343bde
 def block_causal_mask(sizes:list, # block lengths, e.g. [4, 4, 4]
                       device=None, # device of the mask
                      )->torch.Tensor:
@@ -29,6 +35,21 @@ def block_causal_mask(sizes:list, # block lengths, e.g. [4, 4, 4]
     if any(s <= 0 for s in sizes): raise ValueError(f"block sizes must be positive, got {sizes}")
     blk = torch.repeat_interleave(torch.arange(len(sizes), device=device), torch.tensor(sizes, device=device))
     return blk[:, None] >= blk[None, :]
+
+# %% ../nbs/02_nn.ipynb #2d04d65f
+def prefix_causal_mask(key_valid:torch.Tensor, # (B, L) bool, True = real prefix key, False = padding
+                       q0:int, # slot of the first query
+                       tq:int, # number of queries (slots q0 .. q0 + tq - 1)
+                       S:int, # number of keys (prefix + tokens so far), S >= L
+                      )->torch.Tensor:
+    "(B, 1, tq, S) mask: causal over slots, padded prefix keys masked, a slot always sees itself."
+    if key_valid.ndim != 2 or key_valid.dtype != torch.bool:
+        raise ValueError(f"key_valid must be a (B, L) bool tensor, got {tuple(key_valid.shape)} {key_valid.dtype}")
+    if key_valid.shape[1] > S: raise ValueError(f"S={S} keys cannot hold a prefix of {key_valid.shape[1]}")
+    dev = key_valid.device
+    qi, ki = torch.arange(q0, q0 + tq, device=dev)[:, None], torch.arange(S, device=dev)[None]
+    valid = torch.cat([key_valid, key_valid.new_ones(len(key_valid), S - key_valid.shape[1])], 1)
+    return (((ki <= qi)[None] & valid[:, None]) | (ki == qi)[None])[:, None]
 
 # %% ../nbs/02_nn.ipynb #c2e65a12
 def upcast(t:torch.Tensor)->torch.Tensor:
@@ -140,9 +161,7 @@ class Attention(nn.Module):
             cos, sin = rope_angles(torch.arange(past, past + T, device=x.device), self.head_dim, self.rope_base)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None: k, v = cache.update(k, v)
-        if causal and mask is None and T > 1:
-            S = k.shape[2]
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        if causal and mask is None and T > 1: mask = causal_mask(T, k.shape[2], device=x.device)
         if torch.is_tensor(temp):  # one temperature per sample: fold 1/temp into the queries
             if temp.shape != (B,): raise ValueError(f"a temperature tensor must have shape ({B},), got {tuple(temp.shape)}")
             q, temp = q / temp.to(q.dtype).view(B, 1, 1, 1), 1.0
@@ -200,6 +219,7 @@ class TransformerLayer(nn.Module):
 
 # %% ../nbs/02_nn.ipynb #73af2494
 PATCH_ORDERS = ("unfold", "p1p2c")
+_PATCH = {"unfold": "(c p1 p2)", "p1p2c": "(p1 p2 c)"}  # channel order inside a token
 
 def _check_patch(x, p, order):
     if order not in PATCH_ORDERS: raise ValueError(f"patch order must be one of {PATCH_ORDERS}, got {order!r}")
@@ -207,17 +227,16 @@ def _check_patch(x, p, order):
     if x.shape[-1] % p or x.shape[-2] % p:
         raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by patch size {p}")
 
+# %% ../nbs/02_nn.ipynb #d9844f95
 def patchify(x:torch.Tensor, # (B, C, H, W)
              p:int, # patch size
              order:str="unfold", # "unfold" or "p1p2c"
             )->torch.Tensor:
     "Image -> tokens (B, (H/p)*(W/p), C*p*p) in raster order."
     _check_patch(x, p, order)
-    B, C, H, W = x.shape
-    t = x.reshape(B, C, H // p, p, W // p, p)
-    t = t.permute(0, 2, 4, 1, 3, 5) if order == "unfold" else t.permute(0, 2, 4, 3, 5, 1)
-    return t.reshape(B, (H // p) * (W // p), C * p * p)
+    return rearrange(x, f"b c (h p1) (w p2) -> b (h w) {_PATCH[order]}", p1=p, p2=p)
 
+# %% ../nbs/02_nn.ipynb #eeeb7e2d
 def unpatchify(t:torch.Tensor, # (B, T, C*p*p)
                p:int, # patch size
                channels:int, # C
@@ -230,6 +249,4 @@ def unpatchify(t:torch.Tensor, # (B, T, C*p*p)
     B, T, D = t.shape
     if T != (H // p) * (W // p) or D != channels * p * p:
         raise ValueError(f"tokens {tuple(t.shape)} do not match image {channels}x{H}x{W} with patch {p}")
-    if order == "unfold": x = t.reshape(B, H // p, W // p, channels, p, p).permute(0, 3, 1, 4, 2, 5)
-    else: x = t.reshape(B, H // p, W // p, p, p, channels).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(B, channels, H, W)
+    return rearrange(t, f"b (h w) {_PATCH[order]} -> b c (h p1) (w p2)", h=H // p, p1=p, p2=p, c=channels)

@@ -8,6 +8,7 @@ Docs: https://genbook.github.io/genbook/guidance.html.md"""
 from __future__ import annotations
 import math
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['GuidanceRule', 'LinearGuidance', 'GaussianGuidance']
@@ -16,6 +17,7 @@ __all__ = ['GuidanceRule', 'LinearGuidance', 'GaussianGuidance']
 class GuidanceRule:
     "Base class: how a guided autoregressive flow combines conditional and unconditional predictions."
     attn_temp:float = 1.0
+    step_dependent:bool = False  # does `combine` depend on the step i? (then `combine_seq` calls it once per step)
     def applies(self, index:int, # block index in forward order (0 = next to the data)
                 num_blocks:int, # number of blocks
                )->bool: return True
@@ -23,6 +25,17 @@ class GuidanceRule:
         "Guided (log-scale, shift) for step `i` of `T` from conditional and unconditional predictions."
         raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+# %% ../../nbs/11_guidance.ipynb #7a04737e
+@patch
+def combine_seq(self:GuidanceRule, a_c, mu_c, a_u, mu_u, # (B, e - s, D) predictions of tokens s..e-1
+                s:int, e:int, # the chunk: tokens s..e-1, i.e. steps s-1..e-2
+                T:int, # sequence length
+               ):
+    "Guided (log-scale, shift) of tokens s..e-1 of a chunk."
+    if not self.step_dependent: return self.combine(a_c, mu_c, a_u, mu_u, s - 1, T)
+    outs = [self.combine(a_c[:, j:j + 1], mu_c[:, j:j + 1], a_u[:, j:j + 1], mu_u[:, j:j + 1], s - 1 + j, T) for j in range(e - s)]
+    return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
 
 # %% ../../nbs/11_guidance.ipynb #1d909c4c
 class LinearGuidance(GuidanceRule):
@@ -35,6 +48,8 @@ class LinearGuidance(GuidanceRule):
         if not set(what) <= {"a", "b"} or not what: raise ValueError(f"what must be 'a', 'b' or 'ab', got {what!r}")
         if attn_temp <= 0: raise ValueError(f"attn_temp must be > 0, got {attn_temp}")
         self.w, self.annealed, self.what, self.attn_temp = float(w), annealed, what, float(attn_temp)
+    @property
+    def step_dependent(self)->bool: return self.annealed
     def weight(self, i:int, T:int)->float:
         "The weight at step i of T."
         return (i + 1) / (T - 1) * self.w if self.annealed else self.w

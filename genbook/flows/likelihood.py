@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import torch
+from ..core import eval_mode
+from ..data import iter_batches
+from .tarflow import per_image_bpd  # the one bits/dim evaluator (re-exported: genbook.flows.likelihood.per_image_bpd)
 from ..nn import upcast
+_all_ = ["per_image_bpd"]
 
 # %% auto #0
-__all__ = ['BPDResult', 'per_image_bpd', 'bits_per_dim_eval', 'class_nll', 'bayes_classify', 'plot_confusion']
+__all__ = ['BPDResult', 'bits_per_dim_eval', 'class_nll', 'bayes_classify', 'plot_confusion', 'per_image_bpd']
 
 # %% ../../nbs/13_likelihood.ipynb #105cf28a
 @dataclass
@@ -21,32 +25,15 @@ class BPDResult:
     bpd:float; ci95:float; draw_sd:float; draws:int; n:int
     def __str__(self): return f"{self.bpd:.4f} ± {self.ci95:.4f} bits/dim (95% CI, {self.n} images x {self.draws} draws; draw sd {self.draw_sd:.4f})"
 
-@torch.no_grad()
-def per_image_bpd(model, # flow with bits_per_dim(x, y)
-                  data, # dataset with get_batch
-                  draws:int=1, # dequantisation draws
-                  seed:int=0, # noise seed
-                  batch_size:int=500, # evaluation batch
-                  labels:bool=True, # condition on labels (class-conditional models)
-                 )->torch.Tensor:
-    "(draws, n) bits/dim of every image for every dequantisation draw, fp32, autocast off."
-    was = model.training; model.eval()
-    dev = next(model.parameters()).device
-    out = torch.empty(draws, len(data), dtype=torch.float64)
-    try:
-        for d in range(draws):
-            g = torch.Generator().manual_seed(seed * 1000 + d)
-            for s in range(0, len(data), batch_size):
-                b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), g)
-                y = b["y"].to(dev) if labels and getattr(model, "num_classes", 0) and "y" in b else None
-                with torch.autocast(device_type=dev.type, enabled=False):
-                    out[d, s:s + len(b["x"])] = model.bits_per_dim(b["x"].to(dev).float(), y).double().cpu()
-    finally: model.train(was)
-    return out
-
-def bits_per_dim_eval(model, data, draws:int=5, seed:int=0, batch_size:int=500, labels:bool=True)->BPDResult:
+# %% ../../nbs/13_likelihood.ipynb #253a1461
+def bits_per_dim_eval(model, # flow with batch_condition(batch) and bits_per_dim(x, y, generator)
+                      data, # dataset with get_batch
+                      draws:int=5, # dequantisation draws
+                      seed:int=0, # noise seed
+                      batch_size:int=500, # evaluation batch
+                      labels:bool=True, # condition on labels (class-conditional models)
+                     )->BPDResult:
     "Mean test bits/dim over `draws` dequantisation draws, with a 95% confidence interval."
-    if draws < 1: raise ValueError(f"draws must be >= 1, got {draws}")
     v = per_image_bpd(model, data, draws, seed, batch_size, labels)
     if not torch.isfinite(v).all(): raise FloatingPointError(f"{int((~torch.isfinite(v)).sum())} non-finite bits/dim values")
     img = v.mean(0)
@@ -64,24 +51,25 @@ def class_nll(model, # class-conditional flow with bits_per_dim(x, y) and num_cl
     with torch.autocast(device_type=x.device.type, enabled=False):
         return torch.stack([model.bits_per_dim(x.float(), torch.full((len(x),), c, device=x.device)) for c in range(K)], 1)
 
+# %% ../../nbs/13_likelihood.ipynb #a15b91d1
 @torch.no_grad()
-def bayes_classify(model, data, # flow and a labelled dataset
-                   batch_size:int=500, seed:int=0)->dict:
+def bayes_classify(model, # class-conditional flow with bits_per_dim(x, y) and num_classes
+                   data, # a labelled dataset with get_batch
+                   batch_size:int=500, # evaluation batch
+                   seed:int=0, # dequantisation noise seed
+                  )->dict:
     "Accuracy, predictions and confusion matrix (rows: true class) of argmin_c NLL(x | c)."
-    was = model.training; model.eval()
-    dev, g = next(model.parameters()).device, torch.Generator().manual_seed(seed)
-    preds, ys = [], []
-    try:
-        for s in range(0, len(data), batch_size):
-            b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), g)
+    dev, preds, ys = next(model.parameters()).device, [], []
+    with eval_mode(model):
+        for b in iter_batches(data, batch_size, torch.Generator().manual_seed(seed)):
             if "y" not in b: raise ValueError("the dataset has no labels")
             preds.append(class_nll(model, b["x"].to(dev)).argmin(1).cpu()); ys.append(b["y"])
-    finally: model.train(was)
     p, y = torch.cat(preds), torch.cat(ys)
     K = model.num_classes
     cm = torch.zeros(K, K, dtype=torch.long).index_put_((y, p), torch.ones_like(y), accumulate=True)
     return {"accuracy": (p == y).float().mean().item(), "pred": p, "y": y, "confusion": cm}
 
+# %% ../../nbs/13_likelihood.ipynb #5828a467
 def plot_confusion(cm:torch.Tensor, # (K, K) counts, rows = true class
                    ax=None, title:str="Bayes classifier"):
     "Row-normalised confusion matrix."

@@ -8,11 +8,12 @@ Docs: https://genbook.github.io/genbook/sampling.html.md"""
 from __future__ import annotations
 import math, warnings
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 import torch
 from ..nn import upcast
 
 # %% auto #0
-__all__ = ['SampleReport', 'jacobi_inverse', 'denoise', 'sample']
+__all__ = ['SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise', 'sample']
 
 # %% ../../nbs/12_sampling.ipynb #a52b0d60
 @dataclass
@@ -31,8 +32,18 @@ class SampleReport:
         if self.redrawn: s += f"; {self.redrawn} redrawn"
         return s
 
+# %% ../../nbs/12_sampling.ipynb #41cd2f5d
+@runtime_checkable
+class FlowBlockDecoder(Protocol):
+    "What `jacobi_inverse` needs of a flow block (TarFlowBlock, StarBlock)."
+    def perm(self, x:torch.Tensor)->torch.Tensor: ...
+    def decode_state(self, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict: ...
+    def decode_first(self, st:dict): ...
+    def decode_params(self, st:dict, inp:torch.Tensor, s:int)->tuple: ...
+
+# %% ../../nbs/12_sampling.ipynb #23afbc4f
 @torch.no_grad()
-def jacobi_inverse(blk, # a flow block with the decoder protocol (perm, decode_state, decode_first, decode_params)
+def jacobi_inverse(blk:FlowBlockDecoder, # a flow block with the decoder protocol (perm, decode_state, decode_first, decode_params)
                    z:torch.Tensor, # latents (B, T, D)
                    y=None, # the block's condition (labels, a text prefix) or None
                    guidance=None, # guidance rule or None
@@ -43,6 +54,9 @@ def jacobi_inverse(blk, # a flow block with the decoder protocol (perm, decode_s
                    criterion:str="max", # per-sample relative change, aggregated by "max" (every sample) or "mean" (batch)
                   ):
     "Parallel (Jacobi / GS-Jacobi) inverse of one block; returns (x, iterations per chunk)."
+    if not isinstance(blk, FlowBlockDecoder):
+        missing = [a for a in ("perm", "decode_state", "decode_first", "decode_params") if not callable(getattr(blk, a, None))]
+        raise TypeError(f"blk must speak the flow block decoder protocol (FlowBlockDecoder); {type(blk).__name__} lacks {', '.join(missing)}")
     if criterion not in ("max", "mean"): raise ValueError(f"criterion must be 'max' or 'mean', got {criterion!r}")
     chunk = z.shape[1] if chunk is None else chunk
     if chunk < 1 or max_iter < 1: raise ValueError(f"chunk and max_iter must be >= 1, got {chunk}, {max_iter}")
@@ -54,7 +68,7 @@ def jacobi_inverse(blk, # a flow block with the decoder protocol (perm, decode_s
     def guided(a, b, s, e):
         if g is None: return a, b
         (ac, au), (bc, bu) = a.chunk(2), b.chunk(2)
-        return g.combine_seq(ac, bc, au, bu, s, e, T) if hasattr(g, "combine_seq") else _combine_seq(g, ac, bc, au, bu, s, e, T)
+        return g.combine_seq(ac, bc, au, bu, s, e, T)
     first = blk.decode_first(st)                    # blocks with a start token transform token 0 too
     if first is not None:
         a, b = guided(*first, 0, 1)
@@ -74,12 +88,23 @@ def jacobi_inverse(blk, # a flow block with the decoder protocol (perm, decode_s
         s = e
     return blk.perm(x), iters
 
-def _combine_seq(g, ac, bc, au, bu, s, e, T):
-    "Apply a per-step rule to a chunk of steps s-1..e-2 (token s..e-1)."
-    if getattr(g, "annealed", False):
-        outs = [g.combine(ac[:, j:j + 1], bc[:, j:j + 1], au[:, j:j + 1], bu[:, j:j + 1], s - 1 + j, T) for j in range(e - s)]
-        return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
-    return g.combine(ac, bc, au, bu, s - 1, T)
+# %% ../../nbs/12_sampling.ipynb #898d917c
+def check_block_decoder(blk, # the block to test
+                        z:torch.Tensor, # latents (B, T, D)
+                        y=None, # the block's condition (labels, a text prefix) or None
+                        guidance=None, # a guidance rule to test with (or None)
+                        index:int=0, num_blocks:int=1, # block position (forward order) for the rule
+                        eps:float=1e-5, # tolerance
+                       ):
+    "The shared test of the block decoder protocol: it is implemented, and exact Jacobi (and GS-Jacobi) decoding is the sequential inverse."
+    assert isinstance(blk, FlowBlockDecoder), f"{type(blk).__name__} is not a FlowBlockDecoder"
+    T = z.shape[1]
+    with torch.no_grad():
+        seq = blk.inverse(z, y, guidance=guidance, index=index, num_blocks=num_blocks)
+        for chunk in (None, max(1, T // 3)):
+            x, _ = jacobi_inverse(blk, z, y, guidance, index, num_blocks, chunk=chunk, tol=0.0, max_iter=T)
+            err = (x - seq).abs().max().item()
+            assert err < eps * max(1.0, seq.abs().max().item()), f"{type(blk).__name__}: Jacobi (chunk {chunk}) differs from the sequential inverse by {err:.2e}"
 
 # %% ../../nbs/12_sampling.ipynb #1d140f2f
 def denoise(model, # a flow with log_prob(x, y)
@@ -102,7 +127,7 @@ def denoise(model, # a flow with log_prob(x, y)
 
 # %% ../../nbs/12_sampling.ipynb #6ab2f5d8
 @torch.no_grad()
-def sample(model, # a TarFlow-like flow (blocks, T, D, var, unpatchify)
+def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarFlow, StarFlow)
            n:int|None=None, # number of samples (or give z)
            y=None, # labels (n,) or None
            z:torch.Tensor|None=None, # latent tokens (n, T, D); default: N(0, temperature^2 var)
@@ -116,26 +141,27 @@ def sample(model, # a TarFlow-like flow (blocks, T, D, var, unpatchify)
            generator:torch.Generator|None=None, # RNG for z and redraws
            redraw:int=0, # redraw non-finite samples up to this many times
            denoise_sigma:float|None=None, # denoise with this sigma (None: no denoising)
+           denoise_dtype:torch.dtype|None=None, # the score step's precision (None: fp32; torch.bfloat16: autocast), see `denoise`
+           loss_scale:float=1.0, # the score step's loss scale (STARFlow: 65536 with bf16), see `denoise`
+           use_cache:bool=True, # sequential: KV-cached decoding (else recompute every prefix: a slow reference)
           )->tuple:
     "Sample images; returns (x (n, C, H, W), SampleReport)."
     if method not in ("sequential", "jacobi"): raise ValueError(f"method must be 'sequential' or 'jacobi', got {method!r}")
-    dev = next(model.parameters()).device
-    def draw(k): return torch.randn(k, model.T, model.D, generator=generator, device=dev) * temperature * model.var.sqrt()
+    p = next(model.parameters())
+    dev, zdt = p.device, torch.float64 if p.dtype == torch.float64 else torch.float32
+    def draw(k): return torch.randn(k, model.T, model.D, generator=generator, device=dev, dtype=zdt) * temperature * model.var.sqrt()
     if z is None:
         if n is None: raise ValueError("give n or z")
         z = draw(n)
     n = len(z)
-    if hasattr(model, "condition"): y = model.condition(y, n)   # models with their own conditions (STARFlow text prefixes)
-    elif y is not None:
-        y = torch.as_tensor(y, device=dev)
-        if y.shape != (n,): raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
+    y = model.condition(y, n)   # checked labels (TarFlow), a text prefix (STARFlow), or None
     rep = SampleReport(method)
     def decode(z, y, record):
         x, nb, bad = z, len(model.blocks), torch.zeros(len(z), dtype=torch.bool, device=dev)
         for k in reversed(range(nb)):
             blk = model.blocks[k]
             if method == "sequential":
-                x = blk.inverse(x, y, True, guidance, k, nb); its = [model.T - 1]
+                x = blk.inverse(x, y, use_cache, guidance, k, nb); its = [model.T - 1]
             else: x, its = jacobi_inverse(blk, x, y, guidance, k, nb, chunk, tol, max_iter, criterion)
             if record: rep.calls.append(sum(its)); rep.iters.append(its)
             now = ~torch.isfinite(x).flatten(1).all(1)
@@ -154,5 +180,5 @@ def sample(model, # a TarFlow-like flow (blocks, T, D, var, unpatchify)
     x = model.unpatchify(x)
     if denoise_sigma:
         ok = ~bad
-        if ok.any(): x[ok] = denoise(model, x[ok], None if y is None else y[ok], denoise_sigma)
+        if ok.any(): x[ok] = denoise(model, x[ok], None if y is None else y[ok], denoise_sigma, dtype=denoise_dtype, loss_scale=loss_scale)
     return x, rep

@@ -10,11 +10,13 @@ import math
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
-from ..core import MODELS
+from ..core import MODELS, capture_config, eval_mode
+from ..data import iter_batches
 from ..nn import TransformerLayer, patchify, unpatchify, upcast
 
 # %% auto #0
-__all__ = ['TarFlowBlock', 'TarFlow', 'evaluate_bpd', 'load_ml_tarflow']
+__all__ = ['TarFlowBlock', 'check_images', 'flow_nll', 'nll_to_bpd', 'TarFlow', 'per_image_bpd', 'evaluate_bpd',
+           'load_ml_tarflow']
 
 # %% ../../nbs/10_tarflow.ipynb #09b9db41
 class TarFlowBlock(nn.Module):
@@ -69,88 +71,128 @@ class TarFlowBlock(nn.Module):
         z = (upcast(xp) - b) * torch.exp(-a)
         return self.perm(z), -a.mean(dim=(1, 2))
 
-    def step_params(self, x_i:torch.Tensor, # permuted token i (B, 1, D)
-                    i:int, # its position in the permuted order
-                    y=None, caches=None, # labels; one KVCache per layer
-                    temp:float=1.0, # attention temperature
-                    c=None, pos=None, # precomputed cond(y) and pos() (sampling loops pass them once)
-                   ):
-        "(alpha, mu) of token i+1 from token i, using and filling the KV caches."
-        w = self.proj_in.weight
-        c = self.cond(y, x_i.shape[0]) if c is None else c
-        pos = self.pos() if pos is None else pos
-        h = self.proj_in(x_i.to(w.dtype)) + pos[i:i + 1] + c
-        for l, kv in zip(self.layers, caches): h = l(h, cache=kv, temp=temp)
-        return upcast(self.proj_out(h))[:, 0].chunk(2, -1)
-
-    def branches(self, y, B:int, guidance, index:int, num_blocks:int, device=None):
-        "(rule or None, unconditional labels, stacked labels [y; -1], stacked temperatures [1; attn_temp]) for guided sampling."
-        g = guidance if guidance is not None and guidance.applies(index, num_blocks) else None
-        if g is None: return None, None, y, 1.0
-        yu = None if y is None else torch.full_like(y, -1)          # "no label" = mean class embedding
-        y2 = None if y is None else torch.cat([y, yu])
-        t2 = torch.cat([torch.ones(B, device=device), torch.full((B,), float(g.attn_temp), device=device)]) if g.attn_temp != 1 else 1.0
-        return g, yu, y2, t2
-
-    def _next(self, x, i, y, caches, temp, c, pos, reps=1):
-        "(alpha, mu) of token i+1 given permuted tokens x[:, :i+1] (cached or recomputed); `reps` stacks the batch."
-        if caches is not None:
-            xi = x[:, i:i + 1]
-            return self.step_params(xi if reps == 1 else torch.cat([xi] * reps), i, y, caches, temp, c, pos)
-        xp = x[:, :i + 2] if reps == 1 else torch.cat([x[:, :i + 2]] * reps)
-        a, b = self.params(xp, y, temp)       # recompute over the prefix; row i+1 sees tokens <= i
-        return a[:, i + 1], b[:, i + 1]
-
-    # --- the parallel-decoder protocol (genbook.flows.sampling.jacobi_inverse) ---------------------------
-    def decode_state(self, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict:
-        "Per-call decoding state: the active rule `g` (or None), KV caches for B (or 2B guided) rows, labels, temperatures."
-        g, _, y2, t2 = self.branches(y, B, guidance, index, num_blocks, device)
-        nb = B if g is None else 2 * B
-        return dict(g=g, caches=[l.attn.new_cache(nb, self.num_tokens) for l in self.layers], cond=self.cond(y2, nb), temp=t2, pos=self.pos())
-    def decode_first(self, st:dict): return None   # token 0 passes a TarFlow block unchanged
-    def decode_params(self, st:dict, # from `decode_state`
-                      inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
-                      s:int, # index of the first token whose parameters are wanted
-                     ):
-        "(alpha, mu) of tokens s..e-1 (branches stacked [cond; uncond] when guided), appending to the caches."
-        e = s + inp.shape[1]
-        if st["g"] is not None: inp = torch.cat([inp, inp])
-        h = self.proj_in(inp.to(self.proj_in.weight.dtype)) + st["pos"][s - 1:e - 1] + st["cond"]
-        for l, c in zip(self.layers, st["caches"]): h = l(h, causal=True, cache=c, temp=st["temp"])
-        return upcast(self.proj_out(h)).chunk(2, -1)
-
-    def inverse(self, z:torch.Tensor, # latents (B, T, D)
-                y=None, # labels or None
-                use_cache:bool=True, # KV cache (else recompute the whole prefix each step)
-                guidance=None, # a guidance rule (genbook.flows.guidance) or None
-                index:int=0, num_blocks:int=1, # this block's position in the flow (forward order), for the rule
-                batched:bool=True, # guidance: both branches in one batched call per step (else two calls)
+# %% ../../nbs/10_tarflow.ipynb #9f0ae96e
+@patch
+def step_params(self:TarFlowBlock, x_i:torch.Tensor, # permuted token i (B, 1, D)
+                i:int, # its position in the permuted order
+                y=None, caches=None, # labels; one KVCache per layer
+                temp:float=1.0, # attention temperature
+                c=None, pos=None, # precomputed cond(y) and pos() (sampling loops pass them once)
                ):
-        "z -> x, token by token, optionally guided (TarFlow's rule: combine a second, unconditional branch)."
-        zp = upcast(self.perm(z))
-        B, T, D = zp.shape
-        x, pos = zp.clone(), self.pos()
-        g, yu, y2, t2 = self.branches(y, B, guidance, index, num_blocks, zp.device)
-        new = lambda n: [l.attn.new_cache(n, T) for l in self.layers] if use_cache else None
-        if g is None: caches, c = new(B), self.cond(y, B)
-        elif batched: caches, c2 = new(2 * B), self.cond(y2, 2 * B)
-        else: caches, caches_u, c, cu = new(B), new(B), self.cond(y, B), self.cond(yu, B)
-        for i in range(T - 1):
-            if g is None: a, b = self._next(x, i, y, caches, 1.0, c, pos)
+    "(alpha, mu) of token i+1 from token i, using and filling the KV caches."
+    w = self.proj_in.weight
+    c = self.cond(y, x_i.shape[0]) if c is None else c
+    pos = self.pos() if pos is None else pos
+    h = self.proj_in(x_i.to(w.dtype)) + pos[i:i + 1] + c
+    for l, kv in zip(self.layers, caches): h = l(h, cache=kv, temp=temp)
+    return upcast(self.proj_out(h))[:, 0].chunk(2, -1)
+
+# %% ../../nbs/10_tarflow.ipynb #3090bbbb
+@patch
+def _next(self:TarFlowBlock, x, i, y, caches, temp, c, pos, reps=1):
+    "(alpha, mu) of token i+1 given permuted tokens x[:, :i+1] (cached or recomputed); `reps` stacks the batch."
+    if caches is not None:
+        xi = x[:, i:i + 1]
+        return self.step_params(xi if reps == 1 else torch.cat([xi] * reps), i, y, caches, temp, c, pos)
+    xp = x[:, :i + 2] if reps == 1 else torch.cat([x[:, :i + 2]] * reps)
+    a, b = self.params(xp, y, temp)       # recompute over the prefix; row i+1 sees tokens <= i
+    return a[:, i + 1], b[:, i + 1]
+
+# %% ../../nbs/10_tarflow.ipynb #33da140e
+@patch
+def branches(self:TarFlowBlock, y, B:int, guidance, index:int, num_blocks:int, device=None):
+    "(rule or None, unconditional labels, stacked labels [y; -1], stacked temperatures [1; attn_temp]) for guided sampling."
+    g = guidance if guidance is not None and guidance.applies(index, num_blocks) else None
+    if g is None: return None, None, y, 1.0
+    yu = None if y is None else torch.full_like(y, -1)          # "no label" = mean class embedding
+    y2 = None if y is None else torch.cat([y, yu])
+    t2 = torch.cat([torch.ones(B, device=device), torch.full((B,), float(g.attn_temp), device=device)]) if g.attn_temp != 1 else 1.0
+    return g, yu, y2, t2
+
+# %% ../../nbs/10_tarflow.ipynb #fde5bbfb
+@patch
+def inverse(self:TarFlowBlock, z:torch.Tensor, # latents (B, T, D)
+            y=None, # labels or None
+            use_cache:bool=True, # KV cache (else recompute the whole prefix each step)
+            guidance=None, # a guidance rule (genbook.flows.guidance) or None
+            index:int=0, num_blocks:int=1, # this block's position in the flow (forward order), for the rule
+            batched:bool=True, # guidance: both branches in one batched call per step (else two calls)
+           ):
+    "z -> x, token by token, optionally guided (TarFlow's rule: combine a second, unconditional branch)."
+    zp = upcast(self.perm(z))
+    B, T, D = zp.shape
+    x, pos = zp.clone(), self.pos()
+    g, yu, y2, t2 = self.branches(y, B, guidance, index, num_blocks, zp.device)
+    new = lambda n: [l.attn.new_cache(n, T) for l in self.layers] if use_cache else None
+    if g is None: caches, c = new(B), self.cond(y, B)
+    elif batched: caches, c2 = new(2 * B), self.cond(y2, 2 * B)
+    else: caches, caches_u, c, cu = new(B), new(B), self.cond(y, B), self.cond(yu, B)
+    for i in range(T - 1):
+        if g is None: a, b = self._next(x, i, y, caches, 1.0, c, pos)
+        else:
+            if batched:
+                a2, b2 = self._next(x, i, y2, caches, t2, c2, pos, reps=2)
+                (ac, au), (bc, bu) = a2.chunk(2), b2.chunk(2)
             else:
-                if batched:
-                    a2, b2 = self._next(x, i, y2, caches, t2, c2, pos, reps=2)
-                    (ac, au), (bc, bu) = a2.chunk(2), b2.chunk(2)
-                else:
-                    ac, bc = self._next(x, i, y, caches, 1.0, c, pos)
-                    au, bu = self._next(x, i, yu, caches_u, g.attn_temp, cu, pos)
-                a, b = g.combine(ac, bc, au, bu, i, T)
-            x[:, i + 1] = zp[:, i + 1] * torch.exp(a) + b
-        return self.perm(x)
+                ac, bc = self._next(x, i, y, caches, 1.0, c, pos)
+                au, bu = self._next(x, i, yu, caches_u, g.attn_temp, cu, pos)
+            a, b = g.combine(ac, bc, au, bu, i, T)
+        x[:, i + 1] = zp[:, i + 1] * torch.exp(a) + b
+    return self.perm(x)
+
+# %% ../../nbs/10_tarflow.ipynb #a5c4052e
+@patch
+def decode_state(self:TarFlowBlock, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict:
+    "Per-call decoding state: the active rule `g` (or None), KV caches for B (or 2B guided) rows, labels, temperatures."
+    g, _, y2, t2 = self.branches(y, B, guidance, index, num_blocks, device)
+    nb = B if g is None else 2 * B
+    return dict(g=g, caches=[l.attn.new_cache(nb, self.num_tokens) for l in self.layers], cond=self.cond(y2, nb), temp=t2, pos=self.pos())
+
+@patch
+def decode_first(self:TarFlowBlock, st:dict): return None   # token 0 passes a TarFlow block unchanged
+
+@patch
+def decode_params(self:TarFlowBlock, st:dict, # from `decode_state`
+                  inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
+                  s:int, # index of the first token whose parameters are wanted
+                 ):
+    "(alpha, mu) of tokens s..e-1 (branches stacked [cond; uncond] when guided), appending to the caches."
+    e = s + inp.shape[1]
+    if st["g"] is not None: inp = torch.cat([inp, inp])
+    h = self.proj_in(inp.to(self.proj_in.weight.dtype)) + st["pos"][s - 1:e - 1] + st["cond"]
+    for l, c in zip(self.layers, st["caches"]): h = l(h, causal=True, cache=c, temp=st["temp"])
+    return upcast(self.proj_out(h)).chunk(2, -1)
+
+# %% ../../nbs/10_tarflow.ipynb #66eecde7
+def check_images(x:torch.Tensor, # the array to check
+                 C:int, # channels
+                 S:int, # height = width
+                 what:str="x", # the argument's name in error messages
+                ):
+    "Raise a clear error unless `x` is a finite floating-point (B, C, S, S) tensor."
+    if x.ndim != 4 or tuple(x.shape[1:]) != (C, S, S):
+        raise ValueError(f"{what} must be (B, {C}, {S}, {S}), got shape {tuple(x.shape)}")
+    if not x.is_floating_point(): raise TypeError(f"{what} must be a floating-point tensor, got {x.dtype}")
+    if not torch.isfinite(x).all(): raise ValueError(f"{what} contains NaN or inf")
+
+# %% ../../nbs/10_tarflow.ipynb #c9945805
+def flow_nll(z:torch.Tensor, # latents (B, ...)
+             logdet:torch.Tensor, # (B,) log|det J| / dim
+            )->tuple:
+    "(nll, prior): prior = 0.5 * mean(z^2) in fp32, nll = prior - mean(logdet) (nats/dim without 0.5 log 2 pi)."
+    prior = 0.5 * z.float().pow(2).mean()
+    return prior - logdet.mean(), prior
+
+def nll_to_bpd(nll, # `flow_nll`'s value (nats/dim without 0.5 log 2 pi)
+               levels:int, # quantisation levels K of the data in [-1, 1]
+              ):
+    "Bits/dim of K-level data: (nll + 0.5 log 2 pi + log(K/2)) / log 2."
+    return (nll + 0.5 * math.log(2 * math.pi) + math.log(levels / 2)) / math.log(2)
 
 # %% ../../nbs/10_tarflow.ipynb #b9454f8f
 class TarFlow(nn.Module):
     "TarFlow: a stack of autoregressive transformer flow blocks over image patches."
+    @capture_config
     def __init__(self, in_channels:int=1, # image channels C
                  img_size:int=8, # image height = width
                  patch_size:int=2, # patch size p
@@ -169,9 +211,6 @@ class TarFlow(nn.Module):
         if img_size % patch_size: raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
         if not 0 <= label_drop < 1: raise ValueError(f"label_drop must be in [0, 1), got {label_drop}")
         if noise_std < 0: raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-        self.config = dict(in_channels=in_channels, img_size=img_size, patch_size=patch_size, width=width,
-            num_blocks=num_blocks, layers_per_block=layers_per_block, head_dim=head_dim, expansion=expansion,
-            num_classes=num_classes, noise_std=noise_std, label_drop=label_drop, levels=levels, patch_order=patch_order)
         self.C, self.S, self.p, self.order = in_channels, img_size, patch_size, patch_order
         self.num_classes, self.noise_std, self.label_drop, self.levels = num_classes, noise_std, label_drop, levels
         self.T, self.D = (img_size // patch_size) ** 2, in_channels * patch_size ** 2
@@ -184,18 +223,26 @@ class TarFlow(nn.Module):
     def patchify(self, x): return patchify(x, self.p, self.order)
     def unpatchify(self, t): return unpatchify(t, self.p, self.C, self.S, self.order)
 
-    def _check(self, x, y):
-        if x.ndim != 4 or tuple(x.shape[1:]) != (self.C, self.S, self.S):
-            raise ValueError(f"x must be (B, {self.C}, {self.S}, {self.S}), got shape {tuple(x.shape)}")
-        if not x.is_floating_point(): raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
-        if not torch.isfinite(x).all(): raise ValueError("x contains NaN or inf")
-        if y is not None:
-            if not self.num_classes: raise ValueError("labels given to an unconditional TarFlow (num_classes=0)")
-            y = torch.as_tensor(y, device=x.device)
-            if y.shape != (x.shape[0],): raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-            if y.is_floating_point(): raise TypeError(f"y must hold integer labels, got {y.dtype}")
-            if (y < -1).any() or (y >= self.num_classes).any(): raise ValueError(f"labels must be in [-1, {self.num_classes}), -1 = no label")
-        return y
+# %% ../../nbs/10_tarflow.ipynb #8d680e74
+@patch
+def condition(self:TarFlow, y, # labels (n,), -1 = no label; None = no label for all
+              n:int, # number of samples
+             ):
+    "Checked labels on the model's device (or None)."
+    if y is None: return None
+    if not self.num_classes: raise ValueError("labels given to an unconditional TarFlow (num_classes=0)")
+    y = torch.as_tensor(y, device=self.var.device)
+    if y.shape != (n,): raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
+    if y.is_floating_point() or y.dtype == torch.bool: raise TypeError(f"y must hold integer labels, got {y.dtype}")
+    if (y < -1).any() or (y >= self.num_classes).any(): raise ValueError(f"labels must be in [-1, {self.num_classes}), -1 = no label")
+    return y
+
+# %% ../../nbs/10_tarflow.ipynb #e710ddd2
+@patch
+def _check(self:TarFlow, x, y):
+    "Checked images and labels of a forward pass."
+    check_images(x, self.C, self.S)
+    return self.condition(y, len(x))
 
 # %% ../../nbs/10_tarflow.ipynb #878c2439
 @patch
@@ -210,6 +257,7 @@ def forward(self:TarFlow, x:torch.Tensor, # images (B, C, H, W)
         logdet = logdet + ld
     return z, logdet
 
+# %% ../../nbs/10_tarflow.ipynb #fdcb6fa8
 @patch
 def inverse(self:TarFlow, z:torch.Tensor, # latent tokens (B, T, D)
             y=None, # labels or None
@@ -225,6 +273,7 @@ def inverse(self:TarFlow, z:torch.Tensor, # latent tokens (B, T, D)
     for k in reversed(range(n)): x = self.blocks[k].inverse(x, y, use_cache, guidance, k, n, batched)
     return self.unpatchify(x)
 
+# %% ../../nbs/10_tarflow.ipynb #e0a971be
 @patch
 def log_prob(self:TarFlow, x, y=None)->torch.Tensor:
     "Exact log-density log p(x) in nats per sample (total over the C*H*W dimensions)."
@@ -232,12 +281,22 @@ def log_prob(self:TarFlow, x, y=None)->torch.Tensor:
     N = self.dim
     return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * N * math.log(2 * math.pi) + N * logdet
 
+# %% ../../nbs/10_tarflow.ipynb #d0dadfce
 @patch
 def bits_per_dim(self:TarFlow, x, # dequantised data in [-1, 1]
-                  y=None, # labels or None
-                 )->torch.Tensor:
+                 y=None, # labels or None
+                 generator:torch.Generator|None=None, # unused: TarFlow's bits/dim is exact (the evaluator's protocol)
+                )->torch.Tensor:
     "Bits/dim per sample: (-log p(x)/N + log(K/2)) / log 2 for K = `levels` quantisation levels."
     return (-self.log_prob(x, y) / self.dim + math.log(self.levels / 2)) / math.log(2)
+
+# %% ../../nbs/10_tarflow.ipynb #10d2590d
+@patch
+def batch_condition(self:TarFlow, batch:dict, # a batch of genbook's batch protocol
+                   ):
+    "The condition of a batch for evaluation: its labels on the model's device (class-conditional model), else None."
+    if not self.num_classes or "y" not in batch: return None
+    return batch["y"].to(self.var.device)
 
 # %% ../../nbs/10_tarflow.ipynb #d7fe0479
 @patch
@@ -248,12 +307,10 @@ def loss(self:TarFlow, batch:dict)->dict:
     if y is not None and self.label_drop > 0:
         y = torch.where(torch.rand(y.shape, device=y.device) < self.label_drop, torch.full_like(y, -1), y)
     z, logdet = self(x, y)
-    prior = 0.5 * z.float().pow(2).mean()
-    loss = prior - logdet.mean()
-    bpd = (loss + 0.5 * math.log(2 * math.pi) + math.log(self.levels / 2)) / math.log(2)
-    return {"loss": loss, "prior": prior.detach(), "logdet": logdet.mean().detach(), "bpd_train": bpd.detach()}
+    loss, prior = flow_nll(z, logdet)
+    return {"loss": loss, "prior": prior.detach(), "logdet": logdet.mean().detach(), "bpd_train": nll_to_bpd(loss, self.levels).detach()}
 
-# %% ../../nbs/10_tarflow.ipynb #237deb14
+# %% ../../nbs/10_tarflow.ipynb #0fba6ccd
 @patch
 def sample(self:TarFlow, n:int, # number of samples
             y=None, # labels (n,) or None (the "no label" condition)
@@ -262,17 +319,34 @@ def sample(self:TarFlow, n:int, # number of samples
             use_cache:bool=True, # KV cache
             guidance=None, # guidance rule, e.g. genbook.flows.guidance.LinearGuidance(2.0)
            )->torch.Tensor:
-    "Draw `n` images (n, C, H, W) from the model."
-    p = next(self.parameters())
-    z = torch.randn(n, self.T, self.D, generator=generator, device=p.device, dtype=torch.float32 if p.dtype != torch.float64 else p.dtype)
-    z = z * temperature * self.var.sqrt()
-    with torch.no_grad(): x = self.inverse(z, y, use_cache, guidance)
-    bad = (~torch.isfinite(x)).flatten(1).any(1)
-    if bad.any():
-        import warnings
-        warnings.warn(f"{int(bad.sum())} of {n} TarFlow samples contain NaN/inf (overflow in the inverse); they are returned as is")
-    return x
+    "Draw `n` images (n, C, H, W) from the model (`genbook.flows.sampling.sample`, images only)."
+    from genbook.flows.sampling import sample  # notebook 12 builds on this one: imported when called
+    return sample(self, n, y, guidance=guidance, temperature=temperature, generator=generator, use_cache=use_cache)[0]
 
+# %% ../../nbs/10_tarflow.ipynb #45546d19
+@torch.no_grad()
+def per_image_bpd(model, # flow with batch_condition(batch) and bits_per_dim(x, y, generator)
+                  data, # dataset with get_batch
+                  draws:int=1, # dequantisation draws
+                  seed:int=0, # noise seed
+                  batch_size:int=500, # evaluation batch
+                  labels:bool=True, # condition on labels (class-conditional models)
+                 )->torch.Tensor:
+    "(draws, n) bits/dim of every image for every dequantisation draw, fp32, autocast off."
+    if draws < 1: raise ValueError(f"draws must be >= 1, got {draws}")
+    dev = next(model.parameters()).device
+    out = torch.empty(draws, len(data), dtype=torch.float64)
+    with eval_mode(model), torch.autocast(device_type=dev.type, enabled=False):
+        for d in range(draws):
+            s = 0
+            for b in iter_batches(data, batch_size, torch.Generator().manual_seed(seed * 1000 + d), dev):
+                y = model.batch_condition(b) if labels else None
+                gg = torch.Generator(dev).manual_seed(seed * 1000 + d + s)
+                out[d, s:s + len(b["x"])] = model.bits_per_dim(b["x"].float(), y, generator=gg).double().cpu()
+                s += len(b["x"])
+    return out
+
+# %% ../../nbs/10_tarflow.ipynb #c5b2fbcf
 @torch.no_grad()
 def evaluate_bpd(model:TarFlow, # the flow
                  data, # dataset with get_batch (e.g. digits("test"))
@@ -280,17 +354,9 @@ def evaluate_bpd(model:TarFlow, # the flow
                  seed:int=0, # dequantisation noise seed (fixed: a deterministic number)
                  labels:bool=True, # condition on the data's labels (class-conditional models)
                 )->float:
-    "Mean bits/dim of `data` under `model` (fp32, uniform dequantisation, no noise augmentation)."
-    was = model.training; model.eval()
-    g, tot, n = torch.Generator().manual_seed(seed), 0.0, 0
-    dev = next(model.parameters()).device
-    for s in range(0, len(data), batch_size):
-        b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), g)
-        x = b["x"].to(dev).float()
-        y = b["y"].to(dev) if (labels and model.num_classes and "y" in b) else None
-        tot += model.bits_per_dim(x, y).double().sum().item(); n += len(x)
-    model.train(was)
-    return tot / n
+    "Mean bits/dim of `data` under `model` (fp32, uniform dequantisation, no noise augmentation): one draw of `per_image_bpd`."
+    v = per_image_bpd(model, data, 1, seed, batch_size, labels)
+    return v.sum().item() / v.numel()
 
 # %% ../../nbs/10_tarflow.ipynb #8c1df907
 @patch
