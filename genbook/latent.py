@@ -6,16 +6,18 @@ Docs: https://genbook.github.io/genbook/latent.html.md"""
 
 # %% ../nbs/15_latent.ipynb #be580b8b
 from __future__ import annotations
-import json, math, os, shutil
+import contextlib, json, math, os, shutil, types
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .core import MODELS, seed_everything
-from .train import save_weights, load_weights
+from fastcore.basics import patch
+from .core import MODELS, seed_everything, capture_config, eval_mode
+from .data import iter_batches
+from .train import save_weights, load_weights, weights_metadata, rng_state, set_rng_state
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'Autoencoder', 'ConvVAE', 'DiffusersAutoencoder', 'save_autoencoder',
-           'load_autoencoder', 'pretrained_digits_vae']
+           'load_autoencoder', 'pretrained_digits_vae', 'add_frozen', 'autoencoder_shape', 'LatentSpace']
 
 # %% ../nbs/15_latent.ipynb #6356be8b
 class Autoencoder(nn.Module):
@@ -84,6 +86,7 @@ def _kl_std_normal(mu, logvar):
 
 class ConvVAE(Autoencoder):
     "A small convolutional VAE with a Gaussian decoder (learned scalar sigma): the SD-VAE stand-in for 8x8 digits."
+    @capture_config
     def __init__(self, in_channels:int=1, # image channels
                  img_size:int=8, # training image size (the network is fully convolutional)
                  latent_channels:int=4, # latent channels
@@ -103,8 +106,6 @@ class ConvVAE(Autoencoder):
         if beta < 0 or latent_noise < 0: raise ValueError(f"beta and latent_noise must be >= 0, got {beta}, {latent_noise}")
         if levels < 2: raise ValueError(f"levels must be >= 2, got {levels}")
         if not scaling_factor > 0: raise ValueError(f"scaling_factor must be > 0, got {scaling_factor}")
-        self.config = dict(in_channels=in_channels, img_size=img_size, latent_channels=latent_channels, factor=factor, width=width,
-                           beta=beta, latent_noise=latent_noise, levels=levels, scaling_factor=scaling_factor, shift_factor=shift_factor)
         self.image_channels, self.latent_channels, self.factor, self.img_size = in_channels, latent_channels, factor, img_size
         self.beta, self.latent_noise, self.levels = beta, latent_noise, levels
         self.scaling_factor, self.shift_factor = float(scaling_factor), float(shift_factor)
@@ -133,88 +134,101 @@ class ConvVAE(Autoencoder):
         "The decoder's mean image for scaled latents."
         self._check_latents(z)
         return self.decoder(z / self.scaling_factor + self.shift_factor)
-    def decoder_nll(self, x:torch.Tensor, # images (B, C, H, W)
-                    z:torch.Tensor, # scaled latents to decode
-                   )->torch.Tensor:
-        "(B,) exact -log p(x | z) in nats of the Gaussian decoder, summed over pixels."
-        self._check_images(x)
-        m = self.decode(z)
-        if m.shape != x.shape: raise ValueError(f"latents decode to {tuple(m.shape)}, images are {tuple(x.shape)}")
-        return self._gaussian_nll(x, m)
-    def _gaussian_nll(self, x, m):
-        ls = self.log_sigma
-        return (0.5 * ((x - m) / ls.exp()).pow(2) + ls + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
-    def kl(self, x:torch.Tensor, # images (B, C, H, W)
-          )->torch.Tensor:
-        "(B,) KL(q(latent | x) || N(0, I)) in nats, in unscaled units."
-        return _kl_std_normal(*self.moments(x))
 
-    def _scaled_sample(self, mu, logvar, generator=None):
-        dev = generator.device if generator is not None else mu.device
-        eps = torch.randn(mu.shape, generator=generator, device=dev, dtype=mu.dtype).to(mu.device)
-        return (mu + (0.5 * logvar).exp() * eps - self.shift_factor) * self.scaling_factor
+# %% ../nbs/15_latent.ipynb #84321f09
+@patch
+def decoder_nll(self:ConvVAE, x:torch.Tensor, # images (B, C, H, W)
+                z:torch.Tensor, # scaled latents to decode
+               )->torch.Tensor:
+    "(B,) exact -log p(x | z) in nats of the Gaussian decoder, summed over pixels."
+    self._check_images(x)
+    m = self.decode(z)
+    if m.shape != x.shape: raise ValueError(f"latents decode to {tuple(m.shape)}, images are {tuple(x.shape)}")
+    return self._gaussian_nll(x, m)
 
-    def loss(self, batch:dict, # {"x": images in [-1, 1], ...}
+@patch
+def _gaussian_nll(self:ConvVAE, x, m):
+    ls = self.log_sigma
+    return (0.5 * ((x - m) / ls.exp()).pow(2) + ls + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+
+@patch
+def kl(self:ConvVAE, x:torch.Tensor, # images (B, C, H, W)
+      )->torch.Tensor:
+    "(B,) KL(q(latent | x) || N(0, I)) in nats, in unscaled units."
+    return _kl_std_normal(*self.moments(x))
+
+# %% ../nbs/15_latent.ipynb #08db9c7e
+@patch
+def _scaled_sample(self:ConvVAE, mu, logvar, generator=None):
+    dev = generator.device if generator is not None else mu.device
+    eps = torch.randn(mu.shape, generator=generator, device=dev, dtype=mu.dtype).to(mu.device)
+    return (mu + (0.5 * logvar).exp() * eps - self.shift_factor) * self.scaling_factor
+
+@patch
+def nelbo_bpd(self:ConvVAE, x:torch.Tensor, # dequantised images (B, C, H, W) in [-1, 1]
+              generator:torch.Generator|None=None, # RNG of the posterior sample
+             )->torch.Tensor:
+    "(B,) bits/dim of the negative ELBO (one posterior sample): ((nll + kl)/N + log(K/2)) / log 2."
+    mu, logvar = self.moments(x)
+    nelbo = self.decoder_nll(x, self._scaled_sample(mu, logvar, generator)) + _kl_std_normal(mu, logvar)
+    return (nelbo / x[0].numel() + math.log(self.levels / 2)) / math.log(2)
+
+# %% ../nbs/15_latent.ipynb #a65713c8
+@patch
+def loss(self:ConvVAE, batch:dict, # {"x": images in [-1, 1], ...}
+        )->dict:
+    "Training loss (nll + beta * kl) / num_pixels, plus detached nll, kl (per image, nats) and mse."
+    x = batch["x"]
+    mu, logvar = self.moments(x)
+    z = self._scaled_sample(mu, logvar)
+    if self.training and self.latent_noise > 0:   # noise in units of the latent std (= scaled units after fit_scaling)
+        unit = mu.detach().std().clamp(min=1e-6) * self.scaling_factor
+        z = z + self.latent_noise * unit * torch.randn_like(z)
+    m = self.decode(z)
+    nll, kl = self._gaussian_nll(x, m), _kl_std_normal(mu, logvar)
+    N = x[0].numel()
+    return {"loss": ((nll + self.beta * kl) / N).mean(), "nll": nll.mean().detach(), "kl": kl.mean().detach(),
+            "mse": (m - x).pow(2).mean().detach()}
+
+# %% ../nbs/15_latent.ipynb #280d59ce
+@patch
+@torch.no_grad()
+def fit_scaling(self:ConvVAE, data, # dataset with get_batch (genbook batch protocol)
+                n:int=2000, # images used (at most len(data))
+                batch_size:int=500, # encoding batch
+                seed:int=0, # dequantisation noise seed
+               )->float:
+    "Set scaling_factor = 1 / std of the posterior means over `data` (unscaled, shift removed); returns it."
+    dev, g = next(self.parameters()).device, torch.Generator().manual_seed(seed)
+    n, mus, seen = min(n, len(data)), [], 0
+    with eval_mode(self):
+        for b in iter_batches(data, batch_size, g):
+            if seen >= n: break
+            x = b["x"][:n - seen]; seen += len(x)
+            mus.append(self.moments(x.to(dev).float())[0].double().cpu())
+    std = (torch.cat(mus) - self.shift_factor).std().item()
+    if not std > 0: raise ValueError(f"posterior means have std {std}; cannot fit a scaling factor")
+    self.scaling_factor = 1.0 / std; self.config["scaling_factor"] = self.scaling_factor
+    return self.scaling_factor
+
+# %% ../nbs/15_latent.ipynb #813967b3
+@patch
+@torch.no_grad()
+def evaluate(self:ConvVAE, test, # dataset with get_batch (dequantised images in [-1, 1])
+             batch_size:int=500, # evaluation batch
+             seed:int=0, # dequantisation and posterior-sample seed
             )->dict:
-        "Training loss (nll + beta * kl) / num_pixels, plus detached nll, kl (per image, nats) and mse."
-        x = batch["x"]
-        mu, logvar = self.moments(x)
-        z = self._scaled_sample(mu, logvar)
-        if self.training and self.latent_noise > 0:   # noise in units of the latent std (= scaled units after fit_scaling)
-            unit = mu.detach().std().clamp(min=1e-6) * self.scaling_factor
-            z = z + self.latent_noise * unit * torch.randn_like(z)
-        m = self.decode(z)
-        nll, kl = self._gaussian_nll(x, m), _kl_std_normal(mu, logvar)
-        N = x[0].numel()
-        return {"loss": ((nll + self.beta * kl) / N).mean(), "nll": nll.mean().detach(), "kl": kl.mean().detach(),
-                "mse": (m - x).pow(2).mean().detach()}
-
-    def nelbo_bpd(self, x:torch.Tensor, # dequantised images (B, C, H, W) in [-1, 1]
-                  generator:torch.Generator|None=None, # RNG of the posterior sample
-                 )->torch.Tensor:
-        "(B,) bits/dim of the negative ELBO (one posterior sample): ((nll + kl)/N + log(K/2)) / log 2."
-        mu, logvar = self.moments(x)
-        nelbo = self.decoder_nll(x, self._scaled_sample(mu, logvar, generator)) + _kl_std_normal(mu, logvar)
-        return (nelbo / x[0].numel() + math.log(self.levels / 2)) / math.log(2)
-
-    @torch.no_grad()
-    def fit_scaling(self, data, # dataset with get_batch (genbook batch protocol)
-                    n:int=2000, # images used (at most len(data))
-                    batch_size:int=500, # encoding batch
-                    seed:int=0, # dequantisation noise seed
-                   )->float:
-        "Set scaling_factor = 1 / std of the posterior means over `data` (unscaled, shift removed); returns it."
-        was = self.training; self.eval()
-        dev, g = next(self.parameters()).device, torch.Generator().manual_seed(seed)
-        n = min(n, len(data)); mus = []
-        try:
-            for s in range(0, n, batch_size):
-                b = data.get_batch(torch.arange(s, min(s + batch_size, n)), g)
-                mus.append(self.moments(b["x"].to(dev).float())[0].double().cpu())
-        finally: self.train(was)
-        std = (torch.cat(mus) - self.shift_factor).std().item()
-        if not std > 0: raise ValueError(f"posterior means have std {std}; cannot fit a scaling factor")
-        self.scaling_factor = 1.0 / std; self.config["scaling_factor"] = self.scaling_factor
-        return self.scaling_factor
-
-    @torch.no_grad()
-    def evaluate(self, test, # dataset with get_batch (dequantised images in [-1, 1])
-                 batch_size:int=500, # evaluation batch
-                 seed:int=0, # dequantisation and posterior-sample seed
-                )->dict:
-        "Test metrics: reconstruction mse and psnr (data range 2) from the posterior mean, and nelbo_bpd."
-        from torchmetrics.functional.image import peak_signal_noise_ratio
-        was = self.training; self.eval()
-        dev, g = next(self.parameters()).device, torch.Generator().manual_seed(seed)
-        xs, rs, bpd = [], [], []
-        try:
-            for s in range(0, len(test), batch_size):
-                x = test.get_batch(torch.arange(s, min(s + batch_size, len(test))), g)["x"].to(dev).float()
-                xs.append(x.cpu()); rs.append(self.decode(self.encode(x)).cpu()); bpd.append(self.nelbo_bpd(x, g).cpu())
-        finally: self.train(was)
-        x, r = torch.cat(xs), torch.cat(rs)
-        return {"mse": (r - x).pow(2).mean().item(), "psnr": peak_signal_noise_ratio(r, x, data_range=2.0).item(),
-                "nelbo_bpd": torch.cat(bpd).mean().item()}
+    "Test metrics: reconstruction mse and psnr (data range 2) from the posterior mean, and nelbo_bpd."
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+    dev, g = next(self.parameters()).device, torch.Generator().manual_seed(seed)
+    xs, rs, bpd = [], [], []
+    with eval_mode(self):
+        for b in iter_batches(test, batch_size, g, dev):
+            x = b["x"].float()
+            xs.append(x.cpu()); rs.append(self.decode(self.encode(x)).cpu()); bpd.append(self.nelbo_bpd(x, g).cpu())
+    x, r = torch.cat(xs), torch.cat(rs)
+    return {"mse": (r - x).pow(2).mean().item(), "psnr": peak_signal_noise_ratio(r, x, data_range=2.0).item(),
+            "nelbo_bpd": torch.cat(bpd).mean().item()}
 
 # %% ../nbs/15_latent.ipynb #1aaf828e
 MODELS.register("vae-digits", ConvVAE, help="Conv VAE for 8x8 digits: 1x8x8 -> 4x4x4 latents, width 32, beta 0.1, Gaussian decoder",
@@ -277,61 +291,230 @@ CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 def save_autoencoder(model:Autoencoder, # a ConvVAE or a DiffusersAutoencoder
                      folder:str|Path, # created if needed
                     )->Path:
-    "Write `model` to `folder` (config.json + weights) so that `load_autoencoder(folder)` rebuilds it."
+    "Write `model` to `folder` so that `load_autoencoder(folder)` rebuilds it: genbook's weights file with the config inside, or diffusers' layout."
     folder = Path(folder)
     if isinstance(model, DiffusersAutoencoder):
         model.vae.save_pretrained(str(folder)); return folder
     if not isinstance(model, ConvVAE): raise TypeError(f"cannot save a {type(model).__name__}; expected ConvVAE or DiffusersAutoencoder")
     folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model, folder/WEIGHTS_NAME)
-    cfg = {"_class_name": "ConvVAE", **model.config, "scaling_factor": model.scaling_factor, "shift_factor": model.shift_factor}
-    (folder/CONFIG_NAME).write_text(json.dumps(cfg, indent=1))
+    model.config.update(scaling_factor=model.scaling_factor, shift_factor=model.shift_factor)   # set after construction
+    save_weights(model, folder/WEIGHTS_NAME, metadata={"_class_name": "ConvVAE"})
     return folder
+
+# %% ../nbs/15_latent.ipynb #c66c7792
+def _find_autoencoder(folder_or_path:str|Path)->tuple:
+    "(class name, constructor config, weights file or diffusers folder) of a saved autoencoder; reads no weights."
+    p = Path(folder_or_path).expanduser()
+    if not p.exists(): raise FileNotFoundError(f"autoencoder not found: {p}")
+    if p.is_file() and p.suffix == ".safetensors":
+        meta = weights_metadata(p)
+        if "_class_name" in meta: return meta["_class_name"], dict(meta.get("config") or {}), p
+    folder = p.parent if p.is_file() else p
+    if not any((folder/f).is_file() for f in (CONFIG_NAME, WEIGHTS_NAME)) and (folder/"vae").is_dir(): folder = folder/"vae"
+    if (folder/CONFIG_NAME).is_file():   # a diffusers folder, or genbook's earlier layout (config.json beside the weights)
+        try: cfg = json.loads((folder/CONFIG_NAME).read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"{folder/CONFIG_NAME} is not valid JSON: {e}") from None
+        kind = cfg.pop("_class_name", None)
+        return kind, cfg, folder/WEIGHTS_NAME if kind == "ConvVAE" else folder
+    if (folder/WEIGHTS_NAME).is_file():
+        meta = weights_metadata(folder/WEIGHTS_NAME)
+        return meta.get("_class_name"), dict(meta.get("config") or {}), folder/WEIGHTS_NAME
+    raise FileNotFoundError(f"no {CONFIG_NAME} or {WEIGHTS_NAME} in {folder} (expected a save_autoencoder or diffusers AutoencoderKL folder)")
 
 def load_autoencoder(folder_or_path:str|Path, # a folder written by save_autoencoder or diffusers, or a file in it
                      dtype:torch.dtype=torch.float32, # weights dtype of a diffusers VAE
                      frozen:bool=True, # eval mode and no gradients
                     )->Autoencoder:
-    "A ConvVAE or DiffusersAutoencoder from a folder, chosen by the `_class_name` in its config.json."
-    p = Path(folder_or_path).expanduser()
-    if not p.exists(): raise FileNotFoundError(f"autoencoder not found: {p}")
-    folder = p.parent if p.is_file() else p
-    if not (folder/CONFIG_NAME).is_file() and (folder/"vae"/CONFIG_NAME).is_file(): folder = folder/"vae"
-    cfg_path = folder/CONFIG_NAME
-    if not cfg_path.is_file(): raise FileNotFoundError(f"no {CONFIG_NAME} in {folder} (expected a save_autoencoder or diffusers AutoencoderKL folder)")
-    try: cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
-    kind = cfg.pop("_class_name", None)
-    if kind == "ConvVAE":
-        model = load_weights(ConvVAE(**cfg), folder/WEIGHTS_NAME)
-        return model.to(dtype).freeze(frozen)
-    if kind == "AutoencoderKL": return DiffusersAutoencoder.from_folder(folder, dtype=dtype, frozen=frozen)
-    raise ValueError(f"{cfg_path}: unsupported autoencoder class {kind!r}; expected 'ConvVAE' or 'AutoencoderKL'")
+    "A ConvVAE or DiffusersAutoencoder from what `save_autoencoder` or diffusers wrote, chosen by its recorded class name."
+    kind, cfg, where = _find_autoencoder(folder_or_path)
+    if kind == "ConvVAE": return load_weights(ConvVAE(**cfg), where).to(dtype).freeze(frozen)
+    if kind == "AutoencoderKL": return DiffusersAutoencoder.from_folder(where, dtype=dtype, frozen=frozen)
+    raise ValueError(f"{folder_or_path}: unsupported autoencoder class {kind!r}; expected 'ConvVAE' or 'AutoencoderKL'")
 
 # %% ../nbs/15_latent.ipynb #de349293
+@contextlib.contextmanager
+def _one_thread():
+    "torch in one thread inside the block, the caller's thread count after it."
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(threads)
+
+@contextlib.contextmanager
+def _own_rng():
+    "The caller's RNG states (torch, numpy, python) are saved before the block and restored after it."
+    state = rng_state()
+    try: yield
+    finally: set_rng_state(state)
+
+# %% ../nbs/15_latent.ipynb #34e3dac4
 def pretrained_digits_vae(steps:int=1000, # training steps of the vae-digits preset
                           seed:int=0, # model init, data order and noise
                           cache:bool=True, # load from / save to cache_dir()/"latent"
                           latent_noise:float=0.0, # decoder trained on noisy latents (scaled units)
                          )->ConvVAE:
-    "The vae-digits preset trained on digits('train') with its scaling fitted, frozen (cached on disk)."
+    "The vae-digits preset trained on digits('train') with its scaling fitted, frozen (cached on disk). The caller's RNG and thread count are left as they were."
     from genbook.data import digits
     from genbook.splats.data import cache_dir
     from genbook.train import Trainer
     folder = cache_dir()/"latent"/f"vae-digits-v1-s{steps}-seed{seed}-n{latent_noise}"
-    if cache and (folder/CONFIG_NAME).is_file(): return load_autoencoder(folder)
-    seed_everything(seed)
-    model = MODELS.build("vae-digits", latent_noise=latent_noise)
-    train = digits("train")
-    cfg = {**MODELS.train_defaults("vae-digits"), "max_steps": steps}
-    cfg["warmup"] = min(cfg["warmup"], max(0, steps // 10))
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # a tiny model: one thread is as fast, and bitwise reproducible
-    try: Trainer(model, train, seed=seed, progress=False, log_every=max(1, steps // 10), **cfg).fit()
-    finally: torch.set_num_threads(threads)
-    model.cpu().fit_scaling(train)
+    with _own_rng():
+        if cache and (folder/WEIGHTS_NAME).is_file(): return load_autoencoder(folder)
+        seed_everything(seed)
+        model = MODELS.build("vae-digits", latent_noise=latent_noise)
+        train = digits("train")
+        cfg = {**MODELS.train_defaults("vae-digits"), "max_steps": steps}
+        cfg["warmup"] = min(cfg["warmup"], max(0, steps // 10))
+        with _one_thread():   # a tiny model: one thread is as fast, and the result is bitwise reproducible
+            Trainer(model, train, seed=seed, progress=False, log_every=max(1, steps // 10), **cfg).fit()
+        model.cpu().fit_scaling(train)
     if cache:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         save_autoencoder(model, tmp)
         try: os.rename(tmp, folder)
         except OSError: shutil.rmtree(tmp, ignore_errors=True)   # someone else wrote it first
     return model.freeze()
+
+# %% ../nbs/15_latent.ipynb #3ac9e923
+def _drop_frozen(module, state_dict, prefix, local_metadata):
+    "state_dict post-hook: remove the entries of the frozen submodules."
+    for name in module._frozen_names:
+        for k in [k for k in state_dict if k.startswith(f"{prefix}{name}.")]: del state_dict[k]
+
+def _fill_frozen(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    "load_state_dict pre-hook: a frozen submodule keeps its own weights (checkpoints do not hold them)."
+    for name in module._frozen_names:
+        sub = module._modules.get(name)
+        if sub is not None: state_dict.update(nn.Module.state_dict(sub, prefix=f"{prefix}{name}."))
+
+def _frozen_train(self, mode:bool=True): return nn.Module.train(self, False)
+
+def add_frozen(parent:nn.Module, # the model that uses the frozen part
+               name:str, # attribute name of the submodule
+               module:nn.Module|None, # the frozen part (pretrained autoencoder or text encoder); None: an empty slot
+              )->nn.Module|None:
+    "Register `module` as a frozen submodule of `parent`: no gradients, always in eval mode, left out of `parent.state_dict()`."
+    if not isinstance(parent, nn.Module): raise TypeError(f"parent must be an nn.Module, got {type(parent).__name__}")
+    if module is not None and not isinstance(module, nn.Module): raise TypeError(f"module must be an nn.Module or None, got {type(module).__name__}")
+    if "_frozen_names" not in parent.__dict__:
+        parent._frozen_names = set()
+        parent.register_state_dict_post_hook(_drop_frozen)
+        parent.register_load_state_dict_pre_hook(_fill_frozen)
+    if module is not None:
+        module.requires_grad_(False).eval()
+        module.train = types.MethodType(_frozen_train, module)   # parent.train() cannot switch it back (as latent-diffusion does)
+    if name in parent._modules or not hasattr(parent, name): parent.register_module(name, module)
+    else: raise KeyError(f"{type(parent).__name__} already has an attribute {name!r} that is not a submodule")
+    parent._frozen_names.add(name)
+    return module
+
+# %% ../nbs/15_latent.ipynb #1dc9452e
+def autoencoder_shape(source:str|Path, # "digits" or a folder for `load_autoencoder`
+                      img_shape:tuple, # image shape (C, H, W)
+                     )->tuple:
+    "The latent shape an autoencoder `source` gives images of `img_shape`, read from its config (nothing is built or loaded)."
+    if str(source) == "digits": cfg, kind = MODELS.config("vae-digits"), "ConvVAE"
+    else: kind, cfg, _ = _find_autoencoder(source)
+    if kind == "ConvVAE": chans, lat, factor = cfg["in_channels"], cfg["latent_channels"], cfg["factor"]
+    elif kind == "AutoencoderKL": chans, lat, factor = cfg["in_channels"], cfg["latent_channels"], 2 ** (len(cfg["block_out_channels"]) - 1)
+    else: raise ValueError(f"{source}: unsupported autoencoder class {kind!r}; expected 'ConvVAE' or 'AutoencoderKL'")
+    C, H, W = (int(s) for s in img_shape)
+    if C != chans: raise ValueError(f"autoencoder {source} takes {chans}-channel images, got img_shape {tuple(img_shape)}")
+    if H % factor or W % factor: raise ValueError(f"image size {H}x{W} is not divisible by the downsampling factor {factor} of {source}")
+    return (int(lat), H // factor, W // factor)
+
+class LatentSpace(nn.Module):
+    "The space a generative model works in: images, or the scaled latents of a frozen autoencoder; with training noise."
+    def __init__(self, img_shape:tuple, # image shape (C, H, W)
+                 autoencoder:str|Autoencoder|None=None, # None (image space), "digits", a folder (`load_autoencoder`) or an Autoencoder
+                 noise:float=0.0, # std of the Gaussian noise added to training inputs, in this space's units
+                ):
+        super().__init__()
+        img_shape = tuple(int(s) for s in img_shape)
+        if len(img_shape) != 3: raise ValueError(f"img_shape must be (C, H, W), got {img_shape}")
+        if not noise >= 0: raise ValueError(f"noise must be >= 0, got {noise}")
+        self.img_shape, self.noise, self.source = img_shape, float(noise), None
+        if autoencoder is None:
+            self.register_module("autoencoder", None); self.shape, self.loaded = img_shape, True
+        elif isinstance(autoencoder, Autoencoder):
+            add_frozen(self, "autoencoder", autoencoder); self.shape, self.loaded = autoencoder.latent_shape(img_shape), True
+        elif isinstance(autoencoder, (str, Path)):
+            self.source = str(autoencoder)
+            self.shape = autoencoder_shape(self.source, img_shape)
+            # "digits": the untrained preset architecture until `load` (cheap); a folder: nothing until `load`
+            add_frozen(self, "autoencoder", MODELS.build("vae-digits") if self.source == "digits" else None)
+            self.loaded = False
+        else: raise TypeError(f"autoencoder must be None, 'digits', a folder or an Autoencoder, got {type(autoencoder).__name__}")
+
+    @property
+    def latent(self)->bool: return self.source is not None or self.autoencoder is not None
+    def extra_repr(self):
+        return f"img_shape={self.img_shape}, shape={self.shape}, noise={self.noise:g}" + (f", source={self.source!r}, loaded={self.loaded}" if self.source else "")
+
+# %% ../nbs/15_latent.ipynb #d103b4e0
+@patch
+def load(self:LatentSpace, autoencoder:Autoencoder|None=None, # use this one instead of building/loading `source`
+         device=None, # where to put it (default: the device and dtype of the placeholder, if any; else as loaded)
+        )->LatentSpace:
+    "The expensive step: build or load the pretrained autoencoder of `source` (the cached digits VAE, or a folder); returns self."
+    if not self.latent: return self
+    if autoencoder is None:
+        if self.source is None: return self
+        autoencoder = pretrained_digits_vae() if self.source == "digits" else load_autoencoder(self.source)
+    if not isinstance(autoencoder, Autoencoder): raise TypeError(f"autoencoder must be an Autoencoder, got {type(autoencoder).__name__}")
+    if autoencoder.latent_shape(self.img_shape) != self.shape:
+        raise ValueError(f"the autoencoder gives latents {autoencoder.latent_shape(self.img_shape)}, this space was built for {self.shape}")
+    old = next(self.autoencoder.parameters(), None) if self.autoencoder is not None else None
+    if device is not None: autoencoder = autoencoder.to(device)
+    elif old is not None: autoencoder = autoencoder.to(device=old.device, dtype=old.dtype)
+    add_frozen(self, "autoencoder", autoencoder)
+    self.loaded = True
+    return self
+
+@patch
+def _need(self:LatentSpace):
+    if not self.loaded: raise RuntimeError(f"the autoencoder {self.source!r} is not loaded yet: call `load()` (a model's `load_pretrained()`; MODELS.build does it)")
+    return self.autoencoder
+
+# %% ../nbs/15_latent.ipynb #383d2b49
+@patch
+def encode(self:LatentSpace, x:torch.Tensor, # images (B, C, H, W) in [-1, 1]
+           generator:torch.Generator|None=None, # RNG of the posterior sample and the noise
+          )->torch.Tensor:
+    "Training inputs: a posterior sample plus `noise` (latent space), or the images plus `noise` (image space); no gradients to the autoencoder."
+    ae = self._need()
+    if ae is None:
+        return x + self.noise * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if self.noise else x
+    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        z = ae.encode(x.float(), sample=True, generator=generator)
+        return z + self.noise * torch.randn(z.shape, generator=generator, device=z.device)
+
+@patch
+def decode(self:LatentSpace, z:torch.Tensor, # arrays of this space (B, *shape); rows with NaN/inf are allowed
+          )->torch.Tensor:
+    "Images from this space's arrays (identity in image space); a non-finite row decodes to a NaN image."
+    ae = self._need()
+    if ae is None: return z
+    ok = torch.isfinite(z).flatten(1).all(1)[:, None, None, None]
+    img = ae.decode(torch.where(ok, z, torch.zeros_like(z)).float())
+    return torch.where(ok, img, torch.full_like(img, float("nan")))
+
+# %% ../nbs/15_latent.ipynb #ac8f554f
+@patch
+def nelbo(self:LatentSpace, x:torch.Tensor, # dequantised images (B, C, H, W) in [-1, 1]
+          log_prob, # z -> (B,) log-density of the model on this space (nats)
+          samples:int=1, # posterior samples in the bound
+          generator:torch.Generator|None=None, # RNG of the posterior samples
+         )->torch.Tensor:
+    "(B,) nats: E_q[-log p(x|z) - log_prob(z) + log q(z|x)] with q = N(mean, std^2 + noise^2), an upper bound on -log p(x)."
+    ae = self._need()
+    if ae is None: raise ValueError("nelbo is for latent spaces; in image space -log_prob(x) is exact")
+    if not hasattr(ae, "decoder_nll"): raise NotImplementedError(f"{type(ae).__name__} has no decoder likelihood: the bound needs p(x|z) (genbook's ConvVAE has one)")
+    if samples < 1: raise ValueError(f"samples must be >= 1, got {samples}")
+    mean, std = ae.posterior(x)
+    s = (std.float() ** 2 + self.noise ** 2).sqrt()
+    tot = 0
+    for _ in range(samples):
+        z = mean.float() + s * torch.randn(mean.shape, generator=generator, device=mean.device)
+        logq = torch.distributions.Normal(mean.float(), s).log_prob(z).flatten(1).sum(1)
+        tot = tot + ae.decoder_nll(x, z) + logq - log_prob(z)
+    return tot / samples

@@ -7,37 +7,20 @@ Docs: https://genbook.github.io/genbook/starflow.html.md"""
 # %% ../../nbs/16_starflow.ipynb #8cb7be57
 from __future__ import annotations
 import math, warnings
-from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from ..core import MODELS
-from ..nn import TransformerLayer, RMSNorm32, patchify, unpatchify, upcast
+from fastcore.meta import delegates
+from ..core import MODELS, capture_config
+from ..nn import TransformerLayer, RMSNorm32, patchify, unpatchify, upcast, prefix_causal_mask
 from .sampling import jacobi_inverse, denoise, sample as flow_sample
-from .tarflow import TarFlow
-from ..text.encoders import build_text_encoder, LabelTextEncoder, pad_text, drop_text, DIGIT_WORDS
+from .tarflow import TarFlow, TarFlowBlock, check_images, flow_nll, nll_to_bpd, per_image_bpd
+from ..cond import Prefix, Conditioner
+from ..latent import LatentSpace
 
 # %% auto #0
-__all__ = ['SOFTPLUS_OFFSET', 'Prefix', 'StarBlock', 'StarFlow', 'guidance_sweep', 'plot_guidance']
-
-# %% ../../nbs/16_starflow.ipynb #e00dbb6b
-@dataclass
-class Prefix:
-    "Conditioning states for the deep block: h (B, L, dim), mask (B, L) True = real token, and the unconditional prefix."
-    h:torch.Tensor
-    mask:torch.Tensor
-    null:"Prefix|None" = None
-    def __post_init__(self):
-        if self.h.ndim != 3 or self.mask.shape != self.h.shape[:2]:
-            raise ValueError(f"prefix: h must be (B, L, dim) and mask (B, L), got {tuple(self.h.shape)} and {tuple(self.mask.shape)}")
-        if self.mask.dtype != torch.bool: raise TypeError(f"prefix mask must be bool, got {self.mask.dtype}")
-        if self.h.shape[1] and not self.mask[:, 0].all(): raise ValueError("prefix: the first token of every row must be real (mask[:, 0] True)")
-    def __len__(self): return len(self.h)
-    def __getitem__(self, i): return Prefix(self.h[i], self.mask[i], None if self.null is None else self.null[i])
-    def cat(self, other:Prefix)->Prefix:
-        "Rows of `self` then rows of `other` (guidance batches [cond; uncond])."
-        return Prefix(torch.cat([self.h, other.h]), torch.cat([self.mask, other.mask]))
+__all__ = ['SOFTPLUS_OFFSET', 'StarBlock', 'StarFlow', 'pretrained_starflow', 'guidance_sweep', 'plot_guidance']
 
 # %% ../../nbs/16_starflow.ipynb #8c156630
 SOFTPLUS_OFFSET = 0.5413  # STARFlow's constant, log(e - 1) = 0.541325 rounded: softplus(0.5413) = 0.99994
@@ -94,13 +77,6 @@ class StarBlock(nn.Module):
         if prefix is None: raise ValueError("this block is conditional (the deep block): give a Prefix (the model's `condition`)")
         return prefix
 
-    def _mask(self, pmask, q0:int, tq:int, S:int):
-        "(B, 1, tq, S) mask for queries at slots q0..q0+tq-1 over S keys: causal, padded prefix keys masked (a slot always sees itself)."
-        dev = pmask.device
-        qi, ki = torch.arange(q0, q0 + tq, device=dev)[:, None], torch.arange(S, device=dev)[None]
-        valid = torch.cat([pmask, pmask.new_ones(len(pmask), S - pmask.shape[1])], 1)
-        return (((ki <= qi)[None] & valid[:, None]) | (ki == qi)[None])[:, None]
-
     def params(self, xp:torch.Tensor, # permuted tokens (B, T, D)
                prefix:Prefix|None=None, # condition (deep block) or None
                temp=1.0, # attention temperature (float or (B,) tensor)
@@ -115,21 +91,15 @@ class StarBlock(nn.Module):
         if pre is not None:
             L = pre.h.shape[1]
             h = torch.cat([self.cond_proj(pre.h.to(h.dtype)), h], 1)
-            mask = self._mask(pre.mask, 0, L + T, L + T)
+            mask = prefix_causal_mask(pre.mask, 0, L + T, L + T)
         for l in self.layers: h = l(h, mask=mask, causal=mask is None, temp=temp)
         a, mu = self.head(h[:, L:])
         if self.start is None:  # TarFlow's shift: row i from tokens < i; token 0 unchanged
             a, mu = [torch.cat([torch.zeros_like(t[:, :1]), t[:, :-1]], 1) for t in (a, mu)]
         return a, mu
 
-    def forward(self, x:torch.Tensor, # tokens (B, T, D)
-                prefix:Prefix|None=None, # condition (used by a conditional block only)
-               )->tuple:
-        "x -> (z, logdet) with logdet = -mean(log sigma) per sample."
-        xp = self.perm(x)
-        a, mu = self.params(xp, prefix)
-        z = (upcast(xp) - mu) * torch.exp(-a)
-        return self.perm(z), -a.mean(dim=(1, 2))
+
+StarBlock.forward = TarFlowBlock.forward  # the same affine step on `params(x, prefix)`: z = (x - mu) exp(-log sigma), logdet = -mean(log sigma)
 
 # %% ../../nbs/16_starflow.ipynb #c8417d09
 @patch
@@ -151,7 +121,7 @@ def decode_state(self:StarBlock, prefix, B:int, guidance, index:int, num_blocks:
     if seq:
         h = torch.cat(seq, 1)
         n = h.shape[1]
-        mask = None if pm is None else self._mask(pm.mask, 0, n, n)
+        mask = None if pm is None else prefix_causal_mask(pm.mask, 0, n, n)
         for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=temp)
         if self.start is not None: st["first"] = self.head(h[:, -1:])
     return st
@@ -159,6 +129,7 @@ def decode_state(self:StarBlock, prefix, B:int, guidance, index:int, num_blocks:
 @patch
 def decode_first(self:StarBlock, st:dict): return st["first"]
 
+# %% ../../nbs/16_starflow.ipynb #09945ac4
 @patch
 def decode_params(self:StarBlock, st:dict, # from `decode_state`
                   inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
@@ -170,10 +141,11 @@ def decode_params(self:StarBlock, st:dict, # from `decode_state`
     h = self.proj_in(inp.to(self.proj_in.weight.dtype))
     if st["pos"] is not None: h = h + st["pos"][s - 1:s - 1 + t]
     q0 = st["slot"] + s - 1
-    mask = None if st["prefix"] is None else self._mask(st["prefix"].mask, q0, t, q0 + t)
+    mask = None if st["prefix"] is None else prefix_causal_mask(st["prefix"].mask, q0, t, q0 + t)
     for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=st["temp"])
     return self.head(h)
 
+# %% ../../nbs/16_starflow.ipynb #b7fe050a
 @patch
 def inverse(self:StarBlock, z:torch.Tensor, # latents (B, T, D)
             prefix:Prefix|None=None, # condition (conditional block) or None
@@ -201,6 +173,7 @@ def inverse(self:StarBlock, z:torch.Tensor, # latents (B, T, D)
 # %% ../../nbs/16_starflow.ipynb #a8111f8e
 class StarFlow(nn.Module):
     "STARFlow: a deep-shallow stack of STARFlow blocks on pixels or autoencoder latents, optionally conditioned on labels or text."
+    @capture_config
     def __init__(self, in_channels:int=1, # image channels
                  img_size:int=8, # image height = width
                  patch_size:int=1, # patch size in flow space (latents when an autoencoder is used)
@@ -216,7 +189,7 @@ class StarFlow(nn.Module):
                  noise_std:float=0.0, # pixel-space noise augmentation sigma
                  levels:int=256, # quantisation levels of the data (bits/dim)
                  patch_order:str="p1p2c", # token layout (STARFlow's)
-                 autoencoder:str|None=None, # None (pixels), "digits" (cached conv VAE) or a folder
+                 autoencoder:str|None=None, # None (pixels), "digits" (cached conv VAE) or a folder; loaded by `load_pretrained`
                  latent_noise:float=0.3, # latent-space noise augmentation sigma
                  latent_reg:float=1e-4, # weight of sum_k mean(z_k^2) over intermediate block outputs
                  label_names:list|None=None, # class names for captions of text models (default: digit words for 10 classes)
@@ -229,105 +202,56 @@ class StarFlow(nn.Module):
         if noise_std < 0 or latent_noise < 0: raise ValueError("noise_std and latent_noise must be >= 0")
         bad = set(block) - {"start_token", "softplus", "soft_clip", "head_norm", "norm", "mlp", "qk_norm", "rope"}
         if bad: raise TypeError(f"unknown StarFlow arguments {sorted(bad)}")
-        self.config = dict(in_channels=in_channels, img_size=img_size, patch_size=patch_size, layers=layers, width=width,
-            deep_width=deep_width, head_dim=head_dim, expansion=expansion, num_classes=num_classes, text_encoder=text_encoder,
-            text_max_len=text_max_len, caption_drop=caption_drop, noise_std=noise_std, levels=levels, patch_order=patch_order,
-            autoencoder=autoencoder, latent_noise=latent_noise, latent_reg=latent_reg, label_names=label_names, **block)
         self.C, self.S, self.num_classes, self.levels = in_channels, img_size, num_classes, levels
         self.noise_std, self.latent_noise, self.latent_reg, self.caption_drop = noise_std, latent_noise, latent_reg, caption_drop
-        self._aux = {}                                   # frozen modules kept out of the state dict
-        ae = None
-        if autoencoder is not None:
-            from genbook.latent import load_autoencoder, pretrained_digits_vae  # (imported here: it builds a cached VAE on first use)
-            ae = pretrained_digits_vae() if autoencoder == "digits" else load_autoencoder(autoencoder)
-            for p_ in ae.parameters(): p_.requires_grad_(False)
-            ae.eval(); self._aux["ae"] = ae
-            if ae.image_channels != in_channels: raise ValueError(f"autoencoder takes {ae.image_channels} channels, images have {in_channels}")
-            self.fC, self.fS = ae.latent_channels, ae.latent_shape((in_channels, img_size, img_size))[1]
-        else: self.fC, self.fS = in_channels, img_size
+        self.space = LatentSpace((in_channels, img_size, img_size), autoencoder, latent_noise if autoencoder is not None else noise_std)
+        self.fC, self.fS = self.space.shape[:2]
         if self.fS % patch_size: raise ValueError(f"flow-space size {self.fS} is not divisible by patch_size {patch_size}")
         self.p, self.order = patch_size, patch_order
         self.T, self.D = (self.fS // patch_size) ** 2, self.fC * patch_size ** 2
         dw = deep_width or width
-        self.text = text_encoder is not None
-        self.label_names = list(label_names or (DIGIT_WORDS if num_classes in (0, 10) else [str(i) for i in range(num_classes)]))
-        enc = None
-        if self.text:
-            enc = build_text_encoder(text_encoder, **({"dim": dw, "max_len": text_max_len} if text_encoder == "char" else {"max_len": text_max_len}))
-            self.prefix_len = text_max_len
-        elif num_classes:
-            enc = LabelTextEncoder(num_classes, dw)
-            self.prefix_len = 1
-        if enc is not None and not getattr(enc, "trainable", True):
-            for p_ in enc.parameters(): p_.requires_grad_(False)
-            self._aux["text"] = enc; self.encoder = None
-        else: self.encoder = enc
-        cond_dim = 0 if enc is None else enc.dim
+        self.cond = Conditioner(num_classes, text_encoder, dim=dw, max_len=text_max_len, drop=caption_drop, label_names=label_names)
+        self.text = self.cond.text
         n = len(layers)
         self.blocks = nn.ModuleList([StarBlock(self.D, dw if i == n - 1 else width, self.T, flip=i % 2 == 1, layers=l,
-                                               head_dim=head_dim, expansion=expansion, cond_dim=cond_dim if i == n - 1 else 0, **block)
+                                               head_dim=head_dim, expansion=expansion, cond_dim=self.cond.dim if i == n - 1 else 0, **block)
                                      for i, l in enumerate(layers)])
         self.register_buffer("var", torch.ones(self.T, self.D))
 
     @property
-    def autoencoder(self): return self._aux.get("ae")
+    def autoencoder(self): return self.space.autoencoder
     @property
-    def text_encoder(self): return self.encoder if self.encoder is not None else self._aux.get("text")
+    def text_encoder(self): return self.cond.encoder
     @property
-    def conditional(self)->bool: return self.text_encoder is not None
+    def conditional(self)->bool: return self.cond.conditional
     @property
     def dim(self)->int: return self.fC * self.fS * self.fS
     @property
     def image_dim(self)->int: return self.C * self.S * self.S
     def patchify(self, x): return patchify(x, self.p, self.order)
     def unpatchify(self, t): return unpatchify(t, self.p, self.fC, self.fS, self.order)
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for m in self._aux.values(): m._apply(fn, recurse)
-        return self
 
 # %% ../../nbs/16_starflow.ipynb #e9dd8ba1
-@patch
-def label_captions(self:StarFlow, y)->list:
-    "Captions for integer labels (text models): 'the digit seven'-style, from `label_names`."
-    return [f"a {self.label_names[int(v)]}" if int(v) >= 0 else "" for v in y]
-
 @patch
 def condition(self:StarFlow, y, # labels (n,) (-1 = none), captions (list of n str), a Prefix, or None (unconditional)
               n:int, # batch size
               null:bool=True, # also encode the unconditional prefix (for guidance)
              )->Prefix|None:
-    "The deep block's prefix for condition `y` (None for an unconditional model)."
-    if isinstance(y, Prefix): return y
-    if not self.conditional:
-        if y is not None: raise ValueError("a condition was given to an unconditional StarFlow (num_classes=0, no text encoder)")
-        return None
-    enc, dev = self.text_encoder, self.var.device
-    if self.text:
-        if y is None: y = [""] * n
-        elif torch.is_tensor(y) or (isinstance(y, (list, tuple)) and len(y) and not isinstance(y[0], str)): y = self.label_captions(y)
-        if isinstance(y, str) or not all(isinstance(t, str) for t in y): raise TypeError("captions must be a list of str")
-        if len(y) != n: raise ValueError(f"{len(y)} captions for {n} samples")
-        enc_in, null_in = list(y), [""] * n
-    else:
-        y = torch.full((n,), -1, dtype=torch.long, device=dev) if y is None else torch.as_tensor(y, device=dev)
-        if y.shape != (n,): raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
-        if y.is_floating_point(): raise TypeError(f"labels must be integers, got {y.dtype}")
-        if (y < -1).any() or (y >= self.num_classes).any(): raise ValueError(f"labels must be in [-1, {self.num_classes}), -1 = no label")
-        enc_in, null_in = y, torch.full_like(y, -1)
-    def run(v):
-        h, m = enc(v)
-        return pad_text(h.float().to(dev), m.to(dev), self.prefix_len)
-    return Prefix(*run(enc_in), Prefix(*run(null_in)) if null else None)
+    "The deep block's prefix for condition `y` (None for an unconditional model): `self.cond(y, n, null)`."
+    return self.cond(y, n, null)
+
+# %% ../../nbs/16_starflow.ipynb #ef5538ca
+@patch
+def batch_condition(self:StarFlow, batch:dict, # a data batch: "x", and "y" and/or "text"
+                   ):
+    "The condition of a data batch: captions (text models) or labels; None for an unconditional model."
+    return self.cond.batch_condition(batch)
 
 # %% ../../nbs/16_starflow.ipynb #a7d2d28f
 @patch
 def _check(self:StarFlow, x, space:str):
     C, S = (self.fC, self.fS) if space == "flow" else (self.C, self.S)
-    if x.ndim != 4 or tuple(x.shape[1:]) != (C, S, S):
-        raise ValueError(f"x must be {space}-space (B, {C}, {S}, {S}), got shape {tuple(x.shape)}")
-    if not x.is_floating_point(): raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
-    if not torch.isfinite(x).all(): raise ValueError("x contains NaN or inf")
+    check_images(x, C, S, f"x ({space} space)")
 
 @patch
 def forward(self:StarFlow, x:torch.Tensor, # flow-space arrays (B, fC, fS, fS): pixels, or latents of the autoencoder
@@ -345,6 +269,7 @@ def forward(self:StarFlow, x:torch.Tensor, # flow-space arrays (B, fC, fS, fS): 
 
 StarFlow.log_prob = TarFlow.log_prob  # the same formula (standard normal prior + dim * per-dimension log-det), in flow space
 
+# %% ../../nbs/16_starflow.ipynb #696cc9ec
 @patch
 def bits_per_dim(self:StarFlow, x:torch.Tensor, # dequantised images in [-1, 1] (pixel space)
                  y=None, # condition
@@ -353,50 +278,24 @@ def bits_per_dim(self:StarFlow, x:torch.Tensor, # dequantised images in [-1, 1] 
                 )->torch.Tensor:
     "Bits per pixel dimension: exact (pixel model) or the negative-ELBO upper bound (latent model)."
     K = math.log(self.levels / 2)
-    ae = self.autoencoder
-    if ae is None: return (-self.log_prob(x, y) / self.dim + K) / math.log(2)
+    if not self.space.latent: return (-self.log_prob(x, y) / self.dim + K) / math.log(2)
     self._check(x, "image")
-    if not hasattr(ae, "decoder_nll"): raise NotImplementedError(f"{type(ae).__name__} has no decoder likelihood: the bound needs p(x|z) (genbook's ConvVAE has one)")
     pre = self.condition(y, len(x), null=False)
-    mean, std = ae.posterior(x)
-    s = (std.float() ** 2 + self.latent_noise ** 2).sqrt()
-    tot = 0
-    for _ in range(samples):
-        z = mean.float() + s * torch.randn(mean.shape, generator=generator, device=mean.device)
-        logq = torch.distributions.Normal(mean.float(), s).log_prob(z).flatten(1).sum(1)
-        tot = tot + ae.decoder_nll(x, z) + logq - self.log_prob(z, pre)
-    return (tot / samples / self.image_dim + K) / math.log(2)
+    nelbo = self.space.nelbo(x, lambda z: self.log_prob(z, pre), samples, generator)
+    return (nelbo / self.image_dim + K) / math.log(2)
 
 # %% ../../nbs/16_starflow.ipynb #f0891440
-@patch
-def encode_images(self:StarFlow, x:torch.Tensor, generator=None)->torch.Tensor:
-    "Images -> flow-space training inputs (noise-augmented latents or pixels)."
-    ae = self.autoencoder
-    if ae is None:
-        return x + self.noise_std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if self.noise_std else x
-    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-        z = ae.encode(x.float(), sample=True, generator=generator)
-        return z + self.latent_noise * torch.randn(z.shape, generator=generator, device=z.device)
-
 @patch
 def loss(self:StarFlow, batch:dict)->dict:
     "STARFlow training loss (nats/dim) with noise augmentation, caption/label dropout and the latent regulariser."
     x = batch["x"]
     self._check(x, "image")
-    B, y = len(x), None
-    if self.text:
-        y = batch.get("text")
-        if y is None: y = self.label_captions(batch["y"]) if "y" in batch else [""] * B
-        if self.caption_drop: y = drop_text(list(y), self.caption_drop)
-    elif self.conditional:
-        y = batch["y"]
-        if self.caption_drop: y = drop_text(y, self.caption_drop)
-    z, logdet, inter = self(self.encode_images(x), y, return_all=True)
-    prior = 0.5 * z.float().pow(2).mean()
-    nll = prior - logdet.mean()
+    y = self.cond.drop(self.batch_condition(batch))
+    z, logdet, inter = self(self.space.encode(x), y, return_all=True)
+    nll, prior = flow_nll(z, logdet)
     reg = sum(t.float().pow(2).mean() for t in inter[:-1]) if len(inter) > 1 else torch.zeros((), device=x.device)
     out = {"loss": nll + self.latent_reg * reg, "nll": nll.detach(), "prior": prior.detach(), "logdet": logdet.mean().detach(), "reg": reg.detach()}
-    if self.autoencoder is None: out["bpd_train"] = ((nll + 0.5 * math.log(2 * math.pi) + math.log(self.levels / 2)) / math.log(2)).detach()
+    if not self.space.latent: out["bpd_train"] = nll_to_bpd(nll, self.levels).detach()
     return out
 
 # %% ../../nbs/16_starflow.ipynb #022d6ad9
@@ -418,48 +317,44 @@ def sample(self:StarFlow, n:int, # number of samples
            return_report:bool=False, # also return the SampleReport
           ):
     "Draw n images (n, C, H, W) (or flow-space latents with decode=False)."
-    pre = self.condition(y, n)
-    x, rep = flow_sample(self, n, pre, guidance=guidance, method=method, chunk=chunk, tol=tol, max_iter=max_iter,
-                         criterion="max", temperature=temperature, generator=generator, redraw=redraw)
-    sigma = self.latent_noise if self.autoencoder is not None else self.noise_std
-    ok = torch.isfinite(x).flatten(1).all(1)
-    if denoise_step and sigma > 0 and ok.any():
-        x[ok] = denoise(self, x[ok], None if pre is None else pre[ok], sigma, dtype=denoise_dtype,
-                        loss_scale=loss_scale if denoise_dtype is not None else 1.0)
-    if decode and self.autoencoder is not None:
-        x = torch.where(ok[:, None, None, None], x, torch.zeros_like(x))
-        img = self.autoencoder.decode(x.float())
-        x = torch.where(ok[:, None, None, None], img, torch.full_like(img, float("nan")))
+    if decode: self.space._need()
+    x, rep = flow_sample(self, n, self.condition(y, n), guidance=guidance, method=method, chunk=chunk, tol=tol, max_iter=max_iter,
+                         temperature=temperature, generator=generator, redraw=redraw,
+                         denoise_sigma=self.space.noise if denoise_step else None, denoise_dtype=denoise_dtype,
+                         loss_scale=loss_scale if denoise_dtype is not None else 1.0)
+    if decode: x = self.space.decode(x)
     return (x, rep) if return_report else x
 
+# %% ../../nbs/16_starflow.ipynb #69ecd05d
 @patch
-@torch.no_grad()
 def evaluate(self:StarFlow, data, # dataset with get_batch ("x", and "y" or "text")
-             batch_size:int=500, seed:int=0)->dict:
+             batch_size:int=500, # evaluation batch
+             seed:int=0, # dequantisation and posterior-sample seed
+            )->dict:
     "Test bits/dim (exact for pixel models, the negative-ELBO bound for latent models), fp32, fixed noise."
-    was = self.training; self.eval()
-    g, tot, n = torch.Generator().manual_seed(seed), 0.0, 0
-    dev = self.var.device
-    try:
-        for s in range(0, len(data), batch_size):
-            b = data.get_batch(torch.arange(s, min(s + batch_size, len(data))), g)
-            y = (b.get("text") if self.text else b.get("y")) if self.conditional else None
-            if torch.is_tensor(y): y = y.to(dev)
-            gg = torch.Generator(dev).manual_seed(seed + s)
-            with torch.autocast(device_type=dev.type, enabled=False):
-                tot += self.bits_per_dim(b["x"].to(dev).float(), y, generator=gg).double().sum().item()
-            n += len(b["x"])
-    finally: self.train(was)
-    return {"bpd": tot / n}
+    return {"bpd": per_image_bpd(self, data, 1, seed, batch_size).mean().item()}
+
+# %% ../../nbs/16_starflow.ipynb #88c169cc
+@patch
+def load_pretrained(self:StarFlow)->StarFlow:
+    "Build or load the pretrained autoencoder (the cached digits VAE, or a folder) into `space`; a no-op for pixel models. Returns self."
+    self.space.load()
+    self.space.to(self.var.device)
+    return self
+
+@delegates(StarFlow)
+def pretrained_starflow(**kwargs)->StarFlow:
+    "`StarFlow(**kwargs).load_pretrained()`: the factory of the STARFlow presets."
+    return StarFlow(**kwargs).load_pretrained()
 
 # %% ../../nbs/16_starflow.ipynb #1c181f5d
 _SF = dict(layers=[2, 2, 6], width=64, head_dim=32, expansion=4, caption_drop=0.1, levels=17)
 _SF_TRAIN = dict(lr=2e-3, batch_size=128, max_steps=1500, warmup=100, weight_decay=1e-4)
-MODELS.register("starflow", StarFlow, help="latent STARFlow for 8x8 digits: conv-VAE latents 4x4x4, p1, layers [2,2,6], label text",
+MODELS.register("starflow", pretrained_starflow, help="latent STARFlow for 8x8 digits: conv-VAE latents 4x4x4, p1, layers [2,2,6], label text",
                 train=_SF_TRAIN, in_channels=1, img_size=8, patch_size=1, num_classes=10, autoencoder="digits", latent_noise=0.3, **_SF)
-MODELS.register("starflow-pixel", StarFlow, help="pixel STARFlow for 8x8 digits: p2 (same 16x4 tokens as the latent model), sigma 0.05",
+MODELS.register("starflow-pixel", pretrained_starflow, help="pixel STARFlow for 8x8 digits: p2 (same 16x4 tokens as the latent model), sigma 0.05",
                 train=_SF_TRAIN, in_channels=1, img_size=8, patch_size=2, num_classes=10, noise_std=0.05, **_SF)
-MODELS.register("starflow-text", StarFlow, help="latent STARFlow for captioned digits (digits-captions): trainable byte-level text encoder",
+MODELS.register("starflow-text", pretrained_starflow, help="latent STARFlow for captioned digits (digits-captions): trainable byte-level text encoder",
                 train=_SF_TRAIN, in_channels=1, img_size=8, patch_size=1, num_classes=10, text_encoder="char", text_max_len=40,
                 autoencoder="digits", latent_noise=0.3, **_SF);
 
@@ -476,6 +371,7 @@ def guidance_sweep(model:StarFlow, # a conditional StarFlow
     rows = [model.sample(n, y, guidance=r, generator=torch.Generator(model.var.device).manual_seed(seed), **kw) for r in rules]
     return torch.cat(rows)
 
+# %% ../../nbs/16_starflow.ipynb #2015df84
 def plot_guidance(model:StarFlow, # a conditional StarFlow
                   y, # conditions, one per column
                   weights:list=(0.0, 1.0, 2.0, 4.0), # guidance weights, one per row

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import DATA
+from ..core import DATA, capture_config
 from ..data import QuantizedImages, load_digits_levels, DIGITS_LEVELS, DIGITS_TEST
 from ..nn import TransformerLayer, LayerNorm32
 
@@ -44,6 +44,7 @@ def _check_encoding(h, m):
     if m.shape[1] == 0 or not m[:, 0].all(): raise RuntimeError("text encodings must have a real token at position 0")
     return h.float() * m[..., None], m
 
+# %% ../../nbs/15b_text_encoders.ipynb #f3e7e233
 def pad_text(h:torch.Tensor, # (B, L, dim) encodings
              mask:torch.Tensor, # (B, L) bool
              length:int, # target length L' >= L
@@ -77,6 +78,7 @@ class CharTextEncoder(TextEncoder):
     "Trainable byte-level transformer encoder: `<bos>` + UTF-8 bytes, learned positions, bidirectional layers, final LayerNorm."
     PAD, BOS, VOCAB = 256, 257, 258
     trainable = True
+    @capture_config
     def __init__(self, dim:int=128, # width of the encodings
                  max_len:int=32, # tokens including <bos>; longer captions are truncated
                  layers:int=2, # bidirectional transformer layers
@@ -116,6 +118,7 @@ class LabelTextEncoder(TextEncoder):
     "Class labels as one-token 'label text': a learned embedding per class plus a no-label row for label -1."
     trainable = True
     null_text = -1
+    @capture_config
     def __init__(self, num_classes:int, # number of classes; labels are 0..num_classes-1, -1 = no label
                  dim:int=128, # width of the encodings
                 ):
@@ -163,6 +166,7 @@ def _offline():
         if old is None: os.environ.pop("HF_HUB_OFFLINE", None)
         else: os.environ["HF_HUB_OFFLINE"] = old
 
+# %% ../../nbs/15b_text_encoders.ipynb #f72f9f9b
 class PretrainedTextEncoder(TextEncoder):
     "A frozen Hugging Face encoder from a local folder: last hidden states (float32) and the attention mask."
     trainable = False
@@ -334,6 +338,7 @@ class CaptionedImages(QuantizedImages):
         out["text"] = self.captions(idx[keep], t[keep].tolist())
         return out
 
+# %% ../../nbs/15b_text_encoders.ipynb #014e7a51
 @DATA.register("digits-captions")
 def digit_captions(split:str="train", # "train" (1500 images) or "test" (297 images), as `digits`
                    dequant:bool=True, # uniform dequantisation (else bin centres)
