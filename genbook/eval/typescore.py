@@ -12,6 +12,7 @@ from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
+from scipy import stats
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 from rapidfuzz.distance import Levenshtein, LCSseq
 from Bio.Align import PairwiseAligner
@@ -336,17 +337,27 @@ class TesseractExtractor(Extractor):
         return sorted(out, key=lambda c: -c[0])
     def extract(self, img): return self.candidates(img)[0][3]
 
-# %% ../../nbs/62_typescore.ipynb #ec90f931
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-def mean_ci(x, level:float=0.95, n_boot:int=2000, seed:int=0)->dict:
-    "Mean of `x` with a percentile-bootstrap confidence interval (None when fewer than 2 values)."
+# %% ../../nbs/62_typescore.ipynb #82475925
+def mean_ci(x, # the values (one per instruction, or per image of one instruction)
+            level:float=0.95, # confidence level
+            n_boot:int=2000, # bootstrap resamples
+            seed:int=0, # seed of the resampling (the interval is deterministic)
+            method:str="percentile", # scipy.stats.bootstrap's method: "percentile", "basic" or "BCa"
+           )->dict:
+    "Mean of `x` with a bootstrap confidence interval from `scipy.stats.bootstrap` (None when fewer than 2 values)."
+    if method not in ("percentile", "basic", "BCa"): raise ValueError(f"method must be 'percentile', 'basic' or 'BCa', got {method!r}")
     x = np.asarray(x, dtype=np.float64)
     if len(x) == 0: return {"mean": None, "lo": None, "hi": None, "n": 0}
     if len(x) < 2: return {"mean": float(x.mean()), "lo": None, "hi": None, "n": 1}
-    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
-    lo, hi = np.quantile(x[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
-    return {"mean": float(x.mean()), "lo": float(lo), "hi": float(hi), "n": int(len(x))}
+    m = float(x.mean())
+    if np.ptp(x) == 0: return {"mean": m, "lo": m, "hi": m, "n": int(len(x))}   # every resample has this mean (BCa would give NaN)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method=method,
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return {"mean": m, "lo": float(ci.low), "hi": float(ci.high), "n": int(len(x))}
+
+
+# %% ../../nbs/62_typescore.ipynb #ec90f931
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 def match_images(folder, instructions:list)->tuple:
     "({id: [image paths]}, [unmatched paths]) for the image files in `folder`."

@@ -8,10 +8,13 @@ Docs: https://genbook.github.io/genbook/simplicits.html.md"""
 from __future__ import annotations
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ..core import capture_config
+from ..train import save_weights, load_weights, weights_metadata
 
 # %% auto #0
 __all__ = ['MATERIALS', 'BEAM', 'BEAM_WEIGHTS', 'lame', 'det3', 'cof3', 'd2det3', 'Material', 'NeoHookean', 'LinearElastic',
@@ -154,15 +157,18 @@ def object_box(lo, hi, n:int=2000, E=1e5, nu=0.45, rho=500., seed:int=0)->SimObj
 
 # %% ../../nbs/40_simplicits.ipynb #f8d78f31
 class SkinningMLP(nn.Module):
-    "Skinning weight field: bounding-box normalised xyz -> H learned weights (ELU MLP); `weights` appends the constant handle."
+    "Skinning weight field: bounding-box normalised xyz -> H learned weights (ELU MLP); `weights` appends the constant handle; `config` holds its constructor arguments."
+    @capture_config
     def __init__(self, num_handles:int=32, # learned handles H (the constant handle is extra)
                  width:int=64, layers:int=6, # hidden width and number of hidden (width x width) layers
-                 bb_min=(0., 0., 0.), bb_max=(1., 1., 1.), # bounding box used to normalise inputs
+                 bb_min=(0., 0., 0.), bb_max=(1., 1., 1.), # bounding box used to normalise inputs (3 numbers each)
                 ):
         super().__init__()
         if num_handles < 0: raise ValueError(f"num_handles must be >= 0, got {num_handles}")
+        for name, v in (("bb_min", bb_min), ("bb_max", bb_max)):   # plain numbers: the config is saved as JSON with the weights
+            if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(isinstance(c, (int, float)) for c in v):
+                raise TypeError(f"{name} must be a list or tuple of 3 numbers (for a tensor use .tolist()), got {v!r}")
         self.num_handles = num_handles
-        self.config = dict(num_handles=num_handles, width=width, layers=layers, bb_min=[float(v) for v in bb_min], bb_max=[float(v) for v in bb_max])
         mods = [nn.Linear(3, width), nn.ELU()]
         for _ in range(layers): mods += [nn.Linear(width, width), nn.ELU()]
         mods.append(nn.Linear(width, num_handles))
@@ -186,6 +192,8 @@ class SkinningMLP(nn.Module):
                             + [torch.zeros_like(x)], 1)
         return w.detach(), g.detach()
 
+
+# %% ../../nbs/40_simplicits.ipynb #6a695a42
 def handle_F(w:torch.Tensor, # (P, H) weights
              gw:torch.Tensor, # (P, H, 3) weight gradients
              X:torch.Tensor, # (P, 3) points
@@ -219,6 +227,8 @@ def skinning_losses(model:SkinningMLP, xn:torch.Tensor, mu, lam, vol_n:float, s:
     lo = lo_coeff * F.mse_loss(w.T @ w, torch.eye(model.num_handles, dtype=w.dtype, device=w.device))
     return le, lo
 
+
+# %% ../../nbs/40_simplicits.ipynb #19e911c9
 def train_skinning(obj:SimObject, num_handles:int=32, steps:int=10000, num_samples:int=1000, batch:int=10,
                    width:int=64, layers:int=6, lr:float=1e-3, le_coeff:float=0.1, lo_coeff:float=1e6,
                    space:str="physical", # energy of the object itself ("physical") or of its box-normalised copy ("normalized", kaolin)
@@ -249,22 +259,22 @@ def train_skinning(obj:SimObject, num_handles:int=32, steps:int=10000, num_sampl
     model.eval()
     return model, hist
 
-def save_skinning(model:SkinningMLP, path):
-    "Weights + config in one safetensors file."
-    import json
-    from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"config": json.dumps(model.config)})
 
-def load_skinning(path)->SkinningMLP:
-    "Load what `save_skinning` wrote."
-    import json
-    from pathlib import Path
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+# %% ../../nbs/40_simplicits.ipynb #f8498d41
+def save_skinning(model:SkinningMLP, # a trained skinning field
+                  path, # the .safetensors file
+                 )->Path:
+    "Weights + config in one safetensors file (`genbook.train.save_weights`: the config is JSON in the header)."
+    return save_weights(model, path)
+
+def load_skinning(path, # a file written by `save_skinning`
+                 )->SkinningMLP:
+    "The skinning field saved in `path`, built from its stored config, in eval mode."
     if not Path(path).is_file(): raise FileNotFoundError(f"skinning weights not found: {path} (train them with train_skinning and save_skinning)")
-    with safe_open(str(path), "pt") as f: cfg = json.loads(f.metadata()["config"])
-    m = SkinningMLP(**cfg); m.load_state_dict(load_file(str(path))); m.eval()
-    return m
+    cfg = weights_metadata(path).get("config")
+    if not isinstance(cfg, dict): raise ValueError(f"{path}: no skinning config in the file's metadata (write it with save_skinning)")
+    return load_weights(SkinningMLP(**cfg), path).eval()
+
 
 # %% ../../nbs/40_simplicits.ipynb #585b148d
 def z_to_T(z:torch.Tensor)->torch.Tensor:
@@ -471,7 +481,6 @@ def farthest_points(pts:torch.Tensor, k:int, seed:int=0)->torch.Tensor:
     return idx
 
 # %% ../../nbs/40_simplicits.ipynb #84c608f0
-from pathlib import Path
 BEAM = dict(lo=(0., 0.75, 0.75), hi=(1., 1., 1.), E=1e5, nu=0.45, rho=500., dt=0.05, gravity=(0., 9.8, 0.),
             floor_height=-1.0, floor_penalty=1e4, pin_x=0.98, pin_penalty=1e4, handles=32, layers=10,
             train_steps=10000, train_points=20000, cubature=1024, max_newton=10, max_ls=20, steps=100)

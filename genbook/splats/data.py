@@ -10,6 +10,7 @@ import hashlib, json, math, os
 from pathlib import Path
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from ..core import DATA
 from .render import Cameras, look_at, intrinsics, orbit_cameras
 
@@ -51,14 +52,15 @@ def load_mesh(name:str, # a primitive (PRIMITIVES), a pyvista mesh (PYVISTA_MESH
     m.apply_scale(1.0 / np.linalg.norm(m.vertices, axis=1).max())
     return m
 
-def random_rotation(rng:np.random.Generator)->np.ndarray:
-    "A uniformly random 3x3 rotation (from a random unit quaternion)."
-    q = rng.normal(size=4); q /= np.linalg.norm(q)
-    w, x, y, z = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
+# %% ../../nbs/31_splats_data.ipynb #a9c3b4e9
+def random_rotation(rng:np.random.Generator, # source of randomness (four normal draws)
+                   )->np.ndarray:
+    "A uniformly random 3x3 rotation: the unit quaternion (w, x, y, z) of four normal draws, through scipy's `Rotation`."
+    return Rotation.from_quat(rng.normal(size=4), scalar_first=True).as_matrix()
+
+
+# %% ../../nbs/31_splats_data.ipynb #1bc0629a
 def random_object(rng:np.random.Generator, # source of randomness
                   shapes:tuple=PRIMITIVES, # names to choose from
                   radius:float=0.6, # the object is scaled to fit a sphere of this radius

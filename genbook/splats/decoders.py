@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from .render import Gaussians, Cameras, quat_to_rotmat, rgb_to_sh0, sh0_to_rgb, SH_C0
 
 # %% auto #0
@@ -80,7 +81,7 @@ def splatter_to_gaussians(feat:torch.Tensor, # (B, C, H, W) with C = 15 (SH 0) o
     B, C, H, W = feat.shape
     if C not in (splatter_channels(0), splatter_channels(1)): raise ValueError(f"splatter_to_gaussians: expected {splatter_channels(0)} (SH 0) or {splatter_channels(1)} (SH 1) channels, got {C}")
     if cams.shape != (B,) or (cams.height, cams.width) != (H, W): raise ValueError(f"splatter_to_gaussians: need {B} cameras of size {H}x{W}, got {cams.shape} of {cams.height}x{cams.width}")
-    f = feat.permute(0, 2, 3, 1).reshape(B, H * W, C)
+    f = rearrange(feat, "b c h w -> b (h w) c")
     depth, off, op, sc, rot, col = f[..., :1], f[..., 1:4], f[..., 4], f[..., 5:8], f[..., 8:12], f[..., 12:]
     c2w = cams.c2w.to(f.dtype)
     R, t = c2w[:, None, :3, :3], c2w[:, None, :3, 3]
@@ -89,7 +90,7 @@ def splatter_to_gaussians(feat:torch.Tensor, # (B, C, H, W) with C = 15 (SH 0) o
     p_cam = d_cam * (torch.sigmoid(depth) * (far - near) + near) + off
     means = (R @ p_cam[..., None])[..., 0] + t
     q = quat_mul(rotmat_to_quat(R).expand(B, H * W, 4), F.normalize(rot, dim=-1))
-    sh = col.reshape(B, H * W, -1, 3)
+    sh = rearrange(col, "b n (k c) -> b n k c", c=3)
     if sh.shape[-2] == 4: sh = torch.cat([sh[..., :1, :], _sh1_rotate(sh[..., 1:, :], R)], -2)
     return Gaussians(means, sc, q, torch.sigmoid(op), sh)
 
@@ -113,7 +114,7 @@ def gaussians_to_splatter(g:Gaussians, # (B, H*W) world Gaussians, one per pixel
     sh = g.sh
     if sh.shape[-2] == 4: sh = torch.cat([sh[..., :1, :], _sh1_rotate(sh[..., 1:, :], Rw)], -2)
     f = torch.cat([depth, off, torch.logit(g.opacities.clamp(1e-6, 1 - 1e-6))[..., None], g.log_scales, q, sh.flatten(-2)], -1)
-    return f.reshape(B, H, W, -1).permute(0, 3, 1, 2)
+    return rearrange(f, "b (h w) c -> b c h w", h=H, w=W)
 
 # %% ../../nbs/32_splats_decoders.ipynb #7d814efa
 LGM_CHANNELS = 14
@@ -123,8 +124,7 @@ def lgm_to_gaussians(feat:torch.Tensor, # (B, V, 14, H, W) or (B, 14, H, W)
     "World Gaussians (B, V*H*W) from LGM feature maps (all views united)."
     if feat.ndim == 4: feat = feat[:, None]
     if feat.ndim != 5 or feat.shape[2] != LGM_CHANNELS: raise ValueError(f"lgm_to_gaussians: feat must be (B, V, 14, H, W), got {tuple(feat.shape)}")
-    B = feat.shape[0]
-    f = feat.permute(0, 1, 3, 4, 2).reshape(B, -1, LGM_CHANNELS)
+    f = rearrange(feat, "b v c h w -> b (v h w) c")
     scale = 0.1 * F.softplus(f[..., 4:7])
     return Gaussians.from_rgb(f[..., :3].clamp(-1, 1), scale.clamp_min(1e-12).log(), F.normalize(f[..., 7:11], dim=-1),
                               torch.sigmoid(f[..., 3]), 0.5 * torch.tanh(f[..., 11:14]) + 0.5)
@@ -141,8 +141,8 @@ def splatter_views_to_gaussians(feat:torch.Tensor, # (B, V, C, H, W) splatter ma
     if feat.ndim != 5: raise ValueError(f"splatter_views_to_gaussians: feat must be (B, V, C, H, W), got {tuple(feat.shape)}")
     B, V = feat.shape[:2]
     if cams.shape != (B, V): raise ValueError(f"splatter_views_to_gaussians: need cameras of shape ({B}, {V}), got {cams.shape}")
-    g = splatter_to_gaussians(feat.flatten(0, 1), cams.reshape(B * V), near, far)
-    return g.map(lambda t: t.reshape(B, V * t.shape[1], *t.shape[2:]))
+    g = splatter_to_gaussians(rearrange(feat, "b v c h w -> (b v) c h w"), cams.reshape(B * V), near, far)
+    return g.map(lambda t: rearrange(t, "(b v) n ... -> b (v n) ...", b=B))
 
 # %% ../../nbs/32_splats_decoders.ipynb #2b63a960
 ATTRIBUTES = ("rgb", "position", "scale", "rotation", "opacity")
@@ -168,16 +168,13 @@ def pack_attributes(g:Gaussians, # (..., V*H*W) or (..., H*W) per-pixel Gaussian
             hint = {"position": f"bound={bound}", "scale": f"log_scale_range={log_scale_range}", "rgb": "colours in [0, 1]"}.get(k, "")
             raise ValueError(f"pack_attributes: {k} leaves [-1, 1] (max |value| {v.abs().max().item():.3g}); widen {hint} or pass strict=False")
     x = torch.stack([parts[k].clamp(-1, 1) for k in ATTRIBUTES], -2)          # (..., N, 5, 3)
-    L = len(lead)
-    return x.reshape(*lead, V, H, W, 5, 3).permute(*range(L), L, L + 3, L + 4, L + 1, L + 2)
+    return rearrange(x, "... (v h w) k c -> ... v k c h w", v=V, h=H, w=W)
 
 def unpack_attributes(x:torch.Tensor, # (..., V, 5, 3, H, W) attribute images
                       bound:float=1.0, log_scale_range:tuple=(-9.0, 0.0))->Gaussians:
     "Gaussians (..., V*H*W) from attribute images (the inverse of `pack_attributes`)."
     if x.ndim < 5 or x.shape[-4:-2] != (5, 3): raise ValueError(f"unpack_attributes: expected (..., V, 5, 3, H, W), got {tuple(x.shape)}")
-    lead, V, H, W = x.shape[:-5], x.shape[-5], x.shape[-2], x.shape[-1]
-    L = len(lead)
-    a = x.permute(*range(L), L, L + 3, L + 4, L + 1, L + 2).reshape(*lead, V * H * W, 5, 3)
+    a = rearrange(x, "... v k c h w -> ... (v h w) k c")
     lo, hi = log_scale_range
     rgb, pos, sc, rot, op = a.unbind(-2)
     return Gaussians.from_rgb(pos * bound, (sc + 1) / 2 * (hi - lo) + lo, axis_angle_to_quat(rot * math.pi), (op.mean(-1) + 1) / 2, (rgb + 1) / 2)

@@ -10,7 +10,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import MODELS
+from ..core import MODELS, eval_mode, capture_config
+from ..data import iter_batches
 from .render import Cameras, Gaussians, render
 from .decoders import splatter_to_gaussians, splatter_channels
 
@@ -61,7 +62,8 @@ class UNet(nn.Module):
 
 # %% ../../nbs/33_splatter.ipynb #04e802dd
 class SplatterNet(nn.Module):
-    "Single-view reconstructor: image -> U-Net -> one Gaussian per pixel (Splatter Image layout)."
+    "Single-view reconstructor: image -> U-Net -> one Gaussian per pixel (Splatter Image layout); `config` holds its constructor arguments."
+    @capture_config
     def __init__(self, in_channels:int=3, # image channels
                  img_size:int=32, # input resolution
                  width:int=32, mults:tuple=(1, 2, 4), blocks:int=1, # U-Net size
@@ -74,8 +76,6 @@ class SplatterNet(nn.Module):
         super().__init__()
         if in_channels != 3: raise ValueError(f"SplatterNet: RGB input expected, got in_channels={in_channels}")
         self.img_size, self.sh_degree, self.near, self.far, self.input_weight, self.bg = img_size, sh_degree, near, far, input_weight, bg
-        self.config = dict(in_channels=in_channels, img_size=img_size, width=width, mults=tuple(mults), blocks=blocks, sh_degree=sh_degree,
-                           near=near, far=far, scale_init=scale_init, opacity_init=opacity_init, input_weight=input_weight, bg=bg)
         C = splatter_channels(sh_degree)
         self.net = UNet(in_channels, C, width, tuple(mults), blocks)
         with torch.no_grad():
@@ -119,34 +119,40 @@ class SplatterNet(nn.Module):
     @torch.no_grad()
     def preview(self, data, n:int=8)->torch.Tensor:
         "Images in [-1, 1] for a grid: per object, the input, then predicted and true novel views alternating."
-        was = self.training; self.eval()
-        try:
-            dev = next(self.parameters()).device
-            b = {k: v.to(dev) for k, v in data.get_batch(torch.arange(min(n, len(data)))).items()}
-            pred = self.render_views(b).clamp(0, 1)
-        finally: self.train(was)
+        dev = next(self.parameters()).device
+        b = {k: v.to(dev) for k, v in data.get_batch(torch.arange(min(n, len(data)))).items()}
+        with eval_mode(self): pred = self.render_views(b).clamp(0, 1)
         rows = [torch.cat([b["images"][i, :1], torch.stack([x for v in range(1, pred.shape[1]) for x in (pred[i, v], b["images"][i, v])])]) for i in range(len(pred))]
         return torch.cat(rows).cpu() * 2 - 1
 
-def evaluate_reconstructor(model, data, n=None, batch_size=16)->dict:
+
+# %% ../../nbs/33_splatter.ipynb #683e5993
+def evaluate_reconstructor(model:nn.Module, # a reconstructor with `render_views(batch)` (view 0 is the input)
+                           data, # held-out MultiViewData (batch protocol)
+                           n:int|None=None, # the first n objects (default: all)
+                           batch_size:int=16, # objects rendered at once
+                          )->dict:
     "PSNR and SSIM (torchmetrics, data range 1, per image then averaged) of novel-view renders, and of copying the input view."
     from torchmetrics.functional.image import peak_signal_noise_ratio as psnr, structural_similarity_index_measure as ssim
-    was = model.training; model.eval()
     dev = next(model.parameters()).device
     n = min(n or len(data), len(data))
     res = {"psnr": [], "ssim": [], "psnr_input_copy": [], "ssim_input_copy": []}
-    try:
-        for s in range(0, n, batch_size):
-            b = {k: v.to(dev) for k, v in data.get_batch(torch.arange(s, min(n, s + batch_size))).items()}
+    done = 0
+    with eval_mode(model):
+        for b in iter_batches(data, batch_size, device=dev):
+            b = {k: v[:n - done] for k, v in b.items()}                     # the first n objects only
+            done += len(b["images"])
             pred = model.render_views(b).clamp(0, 1)[:, 1:].flatten(0, 1)
             tgt = b["images"][:, 1:].flatten(0, 1)
             copy = b["images"][:, :1].expand_as(b["images"][:, 1:]).flatten(0, 1)
             for name, p in (("", pred), ("_input_copy", copy)):
                 res["psnr" + name].append(psnr(p, tgt, data_range=1.0, reduction="none", dim=(1, 2, 3)))
                 res["ssim" + name].append(ssim(p, tgt, data_range=1.0, reduction="none"))
-    finally: model.train(was)
+            if done >= n: break
     return {k: torch.cat(v).mean().item() for k, v in res.items()}
 
+
+# %% ../../nbs/33_splatter.ipynb #9e902866
 @MODELS.register("splatter", help="Splatter Image single-view reconstructor (U-Net -> per-pixel Gaussians), data: multiview",
                  train=dict(max_steps=2000, batch_size=8, lr=1e-3, warmup=100))
 def splatter(in_channels:int=3, img_size:int=32, width:int=32, mults:tuple=(1, 2, 4), blocks:int=1, sh_degree:int=0,

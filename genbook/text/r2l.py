@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import MODELS, DATA
+from ..core import MODELS, DATA, eval_mode, capture_config
+from ..data import iter_batches
 from ..nn import TransformerLayer, LayerNorm32
 
 # %% auto #0
@@ -138,7 +139,8 @@ def make_request(tok:Tokenizer, question:str, answer:str,
 
 # %% ../../nbs/50_r2l.ipynb #9cb19255
 class GPT(nn.Module):
-    "Decoder-only transformer language model."
+    "Decoder-only transformer language model; `config` holds its constructor arguments."
+    @capture_config
     def __init__(self, vocab_size:int, # tokens (incl. <pad>=0, <bos>=1)
                  dim:int=128, # width
                  depth:int=3, # layers
@@ -179,6 +181,8 @@ class GPT(nn.Module):
         "(B, T-1): log p(ids[:, t+1] | ids[:, :t+1]) in fp32."
         return self(ids[:, :-1]).float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
 
+
+# %% ../../nbs/50_r2l.ipynb #354755fe
 @torch.no_grad()
 def generate(model:GPT, prefix:torch.Tensor, # (B, T0) ids, BOS first
              steps:int, # tokens to generate
@@ -187,8 +191,7 @@ def generate(model:GPT, prefix:torch.Tensor, # (B, T0) ids, BOS first
              allowed:list|None=None, # token ids that may be generated (default: all but <pad>, <bos>)
             )->tuple:
     "(ids (B, T0+steps), log p of each generated token under the model at temperature 1 (B, steps)); KV-cached."
-    was = model.training; model.eval()
-    try:
+    with eval_mode(model):
         B, T0 = prefix.shape
         caches = [l.attn.new_cache(B, T0 + steps) for l in model.layers]
         keep = torch.zeros(model.vocab_size, dtype=torch.bool, device=prefix.device)
@@ -200,16 +203,15 @@ def generate(model:GPT, prefix:torch.Tensor, # (B, T0) ids, BOS first
             out.append(nxt); lps.append(lp.gather(-1, nxt)[:, 0])
             if s + 1 < steps: logits = model(nxt, caches)[:, -1]
         return torch.cat(out, 1), torch.stack(lps, 1) if lps else prefix.new_zeros(B, 0, dtype=torch.float)
-    finally: model.train(was)
+
 
 # %% ../../nbs/50_r2l.ipynb #f3607cc4
 @torch.no_grad()
 def score_requests(model:GPT, requests:list, batch_size:int=512)->np.ndarray:
     "(n, 2) array: summed log p of each request's scored tokens, and how many there are."
-    was = model.training; model.eval()
     dev = next(model.parameters()).device
     out = np.zeros((len(requests), 2))
-    try:
+    with eval_mode(model):
         for s in range(0, len(requests), batch_size):
             rs = requests[s:s + batch_size]; L = max(len(r.ids) for r in rs)
             ids = torch.full((len(rs), L), model.pad_id, dtype=torch.long)
@@ -218,7 +220,6 @@ def score_requests(model:GPT, requests:list, batch_size:int=512)->np.ndarray:
                 ids[i, :len(r.ids)] = torch.tensor(r.ids); m[i, r.start - 1:len(r.ids) - 1] = True
             lp = model.token_logprobs(ids.to(dev)).cpu() * m
             out[s:s + len(rs), 0], out[s:s + len(rs), 1] = lp.sum(1).double().numpy(), m.sum(1).numpy()
-    finally: model.train(was)
     return out
 
 # %% ../../nbs/50_r2l.ipynb #0f24149b
@@ -388,10 +389,8 @@ def definition_mcq(items:list, # [(word, definition)]
 @torch.no_grad()
 def evaluate_gpt(model:GPT, data, n_mcq:int=500)->dict:
     "Test loss per token and MCQ accuracy (the direction's own scoring) on `data`."
-    was = model.training; model.eval()
     dev = next(model.parameters()).device
-    try: loss = np.mean([model.loss({"ids": data.ids[s:s + 500].to(dev)})["loss"].item() for s in range(0, len(data), 500)])
-    finally: model.train(was)
+    with eval_mode(model): loss = np.mean([model.loss(b)["loss"].item() for b in iter_batches(data, 500, device=dev)])
     out = {"loss": float(loss)}
     if hasattr(data, "mcq_items"):
         items = data.mcq_items(n_mcq)
