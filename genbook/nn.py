@@ -1,4 +1,4 @@
-"""Shared transformer pieces: attention with a preallocated KV cache, temperature, RoPE and QK-norm, masks, fp32 LayerNorm and RMSNorm, GELU MLP and SwiGLU, the pre-norm layer, and patchify in two orders.
+"""Shared transformer pieces: attention with a preallocated KV cache, temperature, RoPE (1-D and axial) and QK-norm, masks, fp32 LayerNorm and RMSNorm, GELU MLP and SwiGLU, the pre-norm layer with optional adaLN-Zero, a timestep embedding, and patchify in two orders.
 
 Docs: https://genbook.github.io/genbook/nn.html.md"""
 
@@ -14,8 +14,9 @@ from einops import rearrange
 
 # %% auto #0
 __all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
-           'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'Attention', 'MLP', 'SwiGLU', 'TransformerLayer',
-           'patchify', 'unpatchify']
+           'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP', 'SwiGLU',
+           'modulate', 'check_cond', 'TransformerLayer', 'timestep_features', 'TimestepEmbedding', 'patchify',
+           'unpatchify']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
 def causal_mask(T:int, # number of queries (the last T of the S keys)
@@ -123,6 +124,25 @@ def apply_rope(x:torch.Tensor, # (..., T, head_dim)
     rot = torch.cat([-x[..., h:], x[..., :h]], -1)
     return (upcast(x) * cos + upcast(rot) * sin).type(x.dtype)
 
+# %% ../nbs/02_nn.ipynb #ba291589
+def rope_angles_nd(pos:torch.Tensor, # (T, A) positions of each token on A axes, e.g. (step, row, col)
+                   head_dim:int, # channels per head
+                   axes:tuple, # channels given to each axis (A even numbers summing to head_dim)
+                   base:float=10000.0, # frequency base (of every axis)
+                  )->tuple:
+    "(cos, sin), each (T, head_dim): axial RoPE, axis a rotating its `axes[a]` channels by its own coordinate."
+    axes = tuple(int(a) for a in axes)
+    if sum(axes) != head_dim or any(a <= 0 or a % 2 for a in axes):
+        raise ValueError(f"rope axes must be positive even channel counts summing to head_dim {head_dim}, got {axes}")
+    if pos.ndim != 2 or pos.shape[1] != len(axes):
+        raise ValueError(f"pos must be (T, {len(axes)}) for {len(axes)} rope axes, got shape {tuple(pos.shape)}")
+    dt = torch.float64 if pos.dtype == torch.float64 else torch.float32
+    ang = [pos[:, i].to(dt)[:, None] * base ** (-torch.arange(0, d, 2, device=pos.device, dtype=dt) / d)[None]
+           for i, d in enumerate(axes)]
+    ang = torch.cat(ang, -1)            # (T, head_dim / 2): the pairs of every axis
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos(), ang.sin()
+
 # %% ../nbs/02_nn.ipynb #fdad5944
 class Attention(nn.Module):
     "Multi-head self-attention with optional mask, KV cache and attention temperature."
@@ -132,6 +152,7 @@ class Attention(nn.Module):
                  qk_norm:bool=False, # RMS-normalise queries and keys per head
                  rope:bool=False, # rotary position embedding on queries and keys
                  rope_base:float=10000.0, # RoPE frequency base
+                 rope_axes:tuple|None=None, # axial RoPE: channels per axis (see `rope_angles_nd`); forward then needs `pos`
                 ):
         super().__init__()
         if dim % head_dim: raise ValueError(f"width {dim} is not a multiple of head_dim {head_dim}")
@@ -139,26 +160,38 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.q_norm, self.k_norm = (RMSNorm32(head_dim), RMSNorm32(head_dim)) if qk_norm else (None, None)
-        self.rope, self.rope_base = rope, rope_base
-        if rope and head_dim % 2: raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+        self.rope, self.rope_base = rope or rope_axes is not None, rope_base
+        self.rope_axes = None if rope_axes is None else tuple(int(a) for a in rope_axes)
+        if self.rope and head_dim % 2: raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+        if self.rope_axes is not None: rope_angles_nd(torch.zeros(1, len(self.rope_axes)), head_dim, self.rope_axes)  # checks the split
 
     def new_cache(self, batch:int, max_len:int, dtype=None, device=None)->KVCache:
         "A preallocated cache for this layer."
         p = self.qkv.weight
         return KVCache(batch, self.heads, max_len, self.head_dim, dtype or p.dtype, device or p.device)
 
+    def rope_cs(self, T:int, past:int, pos, device)->tuple:
+        "RoPE (cos, sin) of the T new tokens: `pos` (T,) or (T, A), default positions past .. past + T - 1."
+        if self.rope_axes is not None:
+            if pos is None: raise ValueError(f"axial RoPE (rope_axes={self.rope_axes}) needs pos, the (T, {len(self.rope_axes)}) token positions")
+            return rope_angles_nd(torch.as_tensor(pos, device=device), self.head_dim, self.rope_axes, self.rope_base)
+        pos = torch.arange(past, past + T, device=device) if pos is None else torch.as_tensor(pos, device=device)
+        if pos.shape != (T,): raise ValueError(f"pos must have shape ({T},) for 1-D RoPE, got {tuple(pos.shape)}")
+        return rope_angles(pos, self.head_dim, self.rope_base)
+
     def forward(self, x:torch.Tensor, # (B, T, dim)
                 mask:torch.Tensor|None=None, # boolean (T, S) or (B, 1, T, S), True = attend
                 causal:bool=False, # apply a causal mask (offset by the cache length)
                 cache:KVCache|None=None, # KV cache to append to and attend over
                 temp:float|torch.Tensor=1.0, # attention temperature (softmax scale / temp); a (B,) tensor: one per sample
+                pos:torch.Tensor|None=None, # RoPE positions of the T tokens: (T,), or (T, A) with rope_axes (None: past .. past + T - 1)
                )->torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3 * self.heads, self.head_dim).transpose(1, 2).chunk(3, dim=1)
         past = 0 if cache is None else cache.len
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:
-            cos, sin = rope_angles(torch.arange(past, past + T, device=x.device), self.head_dim, self.rope_base)
+            cos, sin = self.rope_cs(T, past, pos, x.device)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None: k, v = cache.update(k, v)
         if causal and mask is None and T > 1: mask = causal_mask(T, k.shape[2], device=x.device)
@@ -193,8 +226,22 @@ class SwiGLU(nn.Module):
 
 NORMS, MLPS = {"layer": LayerNorm32, "rms": RMSNorm32}, {"gelu": MLP, "swiglu": SwiGLU}
 
+def modulate(x:torch.Tensor, # (B, T, dim) normalised tokens
+             shift:torch.Tensor, scale:torch.Tensor, # (B, dim) each
+            )->torch.Tensor:
+    "adaLN modulation x * (1 + scale) + shift, per sample."
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+def check_cond(c, adaln:int, B:int, what:str="c"):
+    "Raise a clear error unless `c` is the (B, adaln) conditioning an adaLN module needs (or None when adaln = 0)."
+    if not adaln:
+        if c is not None: raise ValueError(f"{what} given to a module without adaLN (adaln=0)")
+        return
+    if c is None: raise ValueError(f"this module has adaLN (adaln={adaln}): it needs {what}, a ({B}, {adaln}) conditioning tensor")
+    if c.shape != (B, adaln): raise ValueError(f"{what} must have shape ({B}, {adaln}), got {tuple(c.shape)}")
+
 class TransformerLayer(nn.Module):
-    "Pre-norm transformer layer: x + attn(norm1(x)); x + mlp(norm2(x))."
+    "Pre-norm transformer layer: x + attn(norm1(x)); x + mlp(norm2(x)); optionally adaLN-Zero modulated by c."
     def __init__(self, dim:int, # width
                  head_dim:int=64, # channels per head
                  expansion:int=4, # MLP expansion
@@ -202,20 +249,64 @@ class TransformerLayer(nn.Module):
                  mlp:str="gelu", # "gelu" (MLP) or "swiglu"
                  qk_norm:bool=False, # RMS-normalise queries and keys per head
                  rope:bool=False, # rotary position embedding in attention
+                 adaln:int=0, # >0: adaLN-Zero conditioning of this width (forward then needs c)
+                 rope_axes:tuple|None=None, # axial RoPE channels per axis (forward then needs pos)
                 ):
         super().__init__()
         if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
         if mlp not in MLPS: raise ValueError(f"mlp must be one of {list(MLPS)}, got {mlp!r}")
-        self.norm1, self.attn = NORMS[norm](dim), Attention(dim, head_dim, qk_norm=qk_norm, rope=rope)
-        self.norm2, self.mlp = NORMS[norm](dim), MLPS[mlp](dim, expansion)
+        if adaln < 0: raise ValueError(f"adaln must be >= 0, got {adaln}")
+        mk = (lambda: LayerNorm32(dim, eps=1e-6, elementwise_affine=False)) if adaln and norm == "layer" else (lambda: NORMS[norm](dim))
+        self.norm1, self.attn = mk(), Attention(dim, head_dim, qk_norm=qk_norm, rope=rope, rope_axes=rope_axes)
+        self.norm2, self.mlp = mk(), MLPS[mlp](dim, expansion)
+        self.adaln = adaln
+        if adaln:
+            self.ada = nn.Sequential(nn.SiLU(), nn.Linear(adaln, 6 * dim))
+            nn.init.zeros_(self.ada[1].weight); nn.init.zeros_(self.ada[1].bias)
     def forward(self, x, # (B, T, dim)
                 mask=None, # boolean attention mask
                 causal:bool=False, # causal attention
                 cache:KVCache|None=None, # KV cache of this layer's attention
                 temp:float|torch.Tensor=1.0, # attention temperature (float or (B,) tensor)
+                c:torch.Tensor|None=None, # (B, adaln) adaLN conditioning (only with adaln > 0)
+                pos:torch.Tensor|None=None, # RoPE positions (see `Attention.forward`)
                ):
-        x = x + self.attn(self.norm1(x), mask=mask, causal=causal, cache=cache, temp=temp)
-        return x + self.mlp(self.norm2(x))
+        check_cond(c, self.adaln, x.shape[0])
+        if not self.adaln:
+            x = x + self.attn(self.norm1(x), mask=mask, causal=causal, cache=cache, temp=temp, pos=pos)
+            return x + self.mlp(self.norm2(x))
+        sa, ca, ga, sm, cm, gm = self.ada(c).chunk(6, -1)   # DiT's order: shift, scale, gate (attention; MLP)
+        x = x + ga[:, None] * self.attn(modulate(self.norm1(x), sa, ca), mask=mask, causal=causal, cache=cache, temp=temp, pos=pos)
+        return x + gm[:, None] * self.mlp(modulate(self.norm2(x), sm, cm))
+
+# %% ../nbs/02_nn.ipynb #0f2a935b
+def timestep_features(t:torch.Tensor, # (B,) times (already scaled)
+                      dim:int, # number of features (even)
+                      max_period:float=10000.0, # longest period
+                     )->torch.Tensor:
+    "(B, dim) sinusoidal features [cos(t w), sin(t w)], w_k = max_period^(-k / (dim/2)) (DiT / diffusers' order), fp32."
+    if dim % 2: raise ValueError(f"timestep features need an even dim, got {dim}")
+    half = dim // 2
+    w = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    a = t.float()[:, None] * w[None]
+    return torch.cat([a.cos(), a.sin()], -1)
+
+class TimestepEmbedding(nn.Module):
+    "t in [0, 1] -> (B, dim): sinusoidal features of scale * t, then Linear -> SiLU -> Linear (DiT's TimestepEmbedder)."
+    def __init__(self, dim:int, # output width
+                 freq_dim:int=256, # number of sinusoidal features
+                 scale:float=1000.0, # t is multiplied by this before the features (DiT's 1000 integer steps)
+                 max_period:float=10000.0, # longest period of the features
+                ):
+        super().__init__()
+        self.freq_dim, self.scale, self.max_period = freq_dim, scale, max_period
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+    def forward(self, t:torch.Tensor, # (B,) times in [0, 1]
+               )->torch.Tensor:
+        if not torch.is_tensor(t) or t.ndim != 1: raise ValueError(f"t must be a (B,) tensor of times, got {tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+        if t.numel() and not ((t >= 0) & (t <= 1)).all(): raise ValueError(f"t must be in [0, 1], got values in [{t.min().item():.4g}, {t.max().item():.4g}]")
+        f = timestep_features(t * self.scale, self.freq_dim, self.max_period)
+        return self.mlp(f.to(self.mlp[0].weight.dtype))
 
 # %% ../nbs/02_nn.ipynb #73af2494
 PATCH_ORDERS = ("unfold", "p1p2c")

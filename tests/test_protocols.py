@@ -19,6 +19,8 @@ CASES = {
     "starflow": ("digits", {}, dict(layers=[1, 1], width=32, autoencoder="<tiny-vae>"), IMG),
     "starflow-text": ("digits-captions", {}, dict(layers=[1, 1], width=32, autoencoder="<tiny-vae>"), IMG),
     "vae-digits": ("digits", {}, dict(width=8), (Trainable, Evaluable)),
+    "dit-digits": ("digits", {}, dict(width=64, depth=1), IMG),
+    "dit-fm-digits": ("digits", {}, dict(width=64, depth=1), IMG),
     "gpt": ("mult", dict(digits=1, test_size=20), dict(dim=32, depth=1), (Trainable, Evaluable)),
     "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
 }
