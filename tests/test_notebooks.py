@@ -22,3 +22,12 @@ def test_notebook(nb):
     skip = [f for f in get_config().tst_flags.split() if f not in force]
     ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, do_print=False)
     assert ok, f"{nb.name} failed after {secs:.1f}s; its traceback is printed above"
+
+
+@pytest.mark.parametrize("nb", NBS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed(nb):
+    "Readers see the book without running it: a notebook with code must carry saved outputs (python scripts/run_notebooks.py)."
+    import json
+    code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    if len(code) > 2:
+        assert any(c.get("outputs") for c in code), f"{nb.name} has no saved outputs: run `python scripts/run_notebooks.py {nb.relative_to(ROOT)}` and commit it"
