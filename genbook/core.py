@@ -14,8 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['MODELS', 'DATA', 'seed_everything', 'get_device', 'cpu_has_bf16', 'autocast_dtype', 'autocast', 'eval_mode',
-           'Trainable', 'Sampler', 'Evaluable', 'Previewable', 'merge_config', 'parse_value', 'load_json',
-           'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root', 'fixture_path']
+           'num_threads', 'Trainable', 'Sampler', 'Evaluable', 'Previewable', 'merge_config', 'parse_value',
+           'load_json', 'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root', 'fixture_path']
 
 # %% ../nbs/00_core.ipynb #8b5039e0
 def seed_everything(seed:int=0, # the seed for `random`, NumPy and torch
@@ -76,6 +76,16 @@ def eval_mode(*modules:torch.nn.Module, # the modules to switch to eval mode
         yield modules[0] if len(modules) == 1 else modules
     finally:
         for m, w in zip(modules, was): m.train(w)
+
+# %% ../nbs/00_core.ipynb #6f7f3643
+@contextlib.contextmanager
+def num_threads(n:int=1, # torch CPU threads inside the block
+               ):
+    "Context manager: `torch.set_num_threads(n)` inside the block, the previous count after it (also on error)."
+    if not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
+    old = torch.get_num_threads(); torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/00_core.ipynb #4b32446d
 @runtime_checkable

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
-from .core import MODELS, seed_everything, capture_config, eval_mode
+from .core import MODELS, seed_everything, capture_config, eval_mode, num_threads
 from .data import iter_batches
 from .train import save_weights, load_weights, weights_metadata, rng_state, set_rng_state
 
@@ -333,13 +333,6 @@ def load_autoencoder(folder_or_path:str|Path, # a folder written by save_autoenc
 
 # %% ../nbs/15_latent.ipynb #de349293
 @contextlib.contextmanager
-def _one_thread():
-    "torch in one thread inside the block, the caller's thread count after it."
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try: yield
-    finally: torch.set_num_threads(threads)
-
-@contextlib.contextmanager
 def _own_rng():
     "The caller's RNG states (torch, numpy, python) are saved before the block and restored after it."
     state = rng_state()
@@ -364,7 +357,7 @@ def pretrained_digits_vae(steps:int=1000, # training steps of the vae-digits pre
         train = digits("train")
         cfg = {**MODELS.train_defaults("vae-digits"), "max_steps": steps}
         cfg["warmup"] = min(cfg["warmup"], max(0, steps // 10))
-        with _one_thread():   # a tiny model: one thread is as fast, and the result is bitwise reproducible
+        with num_threads(1):   # a tiny model: one thread is as fast, and the result is bitwise reproducible
             Trainer(model, train, seed=seed, progress=False, log_every=max(1, steps // 10), **cfg).fit()
         model.cpu().fit_scaling(train)
     if cache:

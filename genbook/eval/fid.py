@@ -14,7 +14,7 @@ import scipy.linalg
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import capture_config, eval_mode, seed_everything
+from ..core import capture_config, eval_mode, seed_everything, num_threads
 from ..data import digits, iter_batches
 from ..train import load_weights, save_weights, weights_metadata
 
@@ -88,13 +88,9 @@ class DigitsClassifier(nn.Module):
         return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(1) == y).float().mean()}
 
 # %% ../../nbs/64_fid.ipynb #7af0aa03
-@contextlib.contextmanager
 def _cpu_threads(dev, n=1):
     "One CPU thread inside the block when `dev` is the CPU: the classifier's tensors are tiny, and several threads only fight (4x slower on a busy machine)."
-    if torch.device(dev).type != "cpu": yield; return
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
+    return num_threads(n) if torch.device(dev).type == "cpu" else contextlib.nullcontext()
 
 @torch.no_grad()
 def class_accuracy(samples:torch.Tensor, # (N, 1, 8, 8) images in [-1, 1]
@@ -127,10 +123,9 @@ def train_digits_classifier(steps:int=600, # optimizer steps (batch 64)
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
     seed_everything(seed)
     model = DigitsClassifier()
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # a tiny model: one thread is as fast, and bitwise reproducible
-    try: Trainer(model, digits("train"), batch_size=64, max_steps=steps, lr=lr, warmup=min(50, steps // 10),
-                 seed=seed, progress=progress, log_every=max(1, steps // 10)).fit()
-    finally: torch.set_num_threads(threads)
+    with num_threads(1):   # a tiny model: one thread is as fast, and bitwise reproducible
+        Trainer(model, digits("train"), batch_size=64, max_steps=steps, lr=lr, warmup=min(50, steps // 10),
+                seed=seed, progress=progress, log_every=max(1, steps // 10)).fit()
     model = model.cpu().eval().requires_grad_(False)
     if path is not None:
         test = next(iter_batches(digits("test"), len(digits("test")), torch.Generator().manual_seed(0)))
