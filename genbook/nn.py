@@ -1,4 +1,4 @@
-"""Shared transformer pieces: attention with a preallocated KV cache, temperature, RoPE (1-D and axial) and QK-norm, masks, fp32 LayerNorm and RMSNorm, GELU MLP and SwiGLU, the pre-norm layer with optional adaLN-Zero, a timestep embedding, and patchify in two orders.
+"""Shared network pieces: attention with a preallocated KV cache, temperature, RoPE (1-D and axial) and QK-norm, masks, fp32 LayerNorm and RMSNorm, GELU MLP and SwiGLU, the pre-norm layer with optional adaLN-Zero, a timestep embedding, patchify in two orders, and a small convolutional U-Net with optional timestep conditioning.
 
 Docs: https://genbook.github.io/genbook/nn.html.md"""
 
@@ -16,7 +16,7 @@ from einops import rearrange
 __all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
            'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP', 'SwiGLU',
            'modulate', 'check_cond', 'TransformerLayer', 'timestep_features', 'TimestepEmbedding', 'patchify',
-           'unpatchify']
+           'unpatchify', 'ResBlock', 'UNet']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
 def causal_mask(T:int, # number of queries (the last T of the S keys)
@@ -341,3 +341,98 @@ def unpatchify(t:torch.Tensor, # (B, T, C*p*p)
     if T != (H // p) * (W // p) or D != channels * p * p:
         raise ValueError(f"tokens {tuple(t.shape)} do not match image {channels}x{H}x{W} with patch {p}")
     return rearrange(t, f"b (h w) {_PATCH[order]} -> b c (h p1) (w p2)", h=H // p, p1=p, p2=p, c=channels)
+
+# %% ../nbs/02_nn.ipynb #29ca3f4e
+def _check_emb(e, temb:int, B:int, what:str, shape:tuple, doc:str):
+    "Raise a clear error unless `e` is the `shape` tensor a module with `temb` needs (or None when temb = 0)."
+    if not temb:
+        if e is not None: raise ValueError(f"{what} given to an unconditioned module (temb=0); build it with temb > 0 to condition it")
+        return
+    if e is None: raise ValueError(f"this module is conditioned (temb={temb}): it needs {what}, {doc}")
+    if not torch.is_tensor(e) or tuple(e.shape) != shape:
+        raise ValueError(f"{what} must have shape {shape}, got {tuple(e.shape) if torch.is_tensor(e) else type(e).__name__}")
+
+class ResBlock(nn.Module):
+    "GroupNorm-SiLU-conv x 2 with a residual connection; with `temb > 0` an embedding scales and shifts the second GroupNorm (zero-initialised)."
+    def __init__(self, cin:int, # input channels
+                 cout:int, # output channels
+                 groups:int=8, # GroupNorm groups (at most the channels)
+                 temb:int=0, # >0: width of the embedding that modulates the block (forward then needs emb)
+                ):
+        super().__init__()
+        if temb < 0: raise ValueError(f"temb must be >= 0, got {temb}")
+        self.n1, self.c1 = nn.GroupNorm(min(groups, cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.n2, self.c2 = nn.GroupNorm(min(groups, cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.temb = temb
+        if temb:
+            self.emb = nn.Sequential(nn.SiLU(), nn.Linear(temb, 2 * cout))
+            nn.init.zeros_(self.emb[1].weight); nn.init.zeros_(self.emb[1].bias)
+    def forward(self, x:torch.Tensor, # (B, cin, H, W)
+                emb:torch.Tensor|None=None, # (B, temb) embedding (only with temb > 0)
+               )->torch.Tensor:
+        _check_emb(emb, self.temb, x.shape[0], "emb", (x.shape[0], self.temb), f"a ({x.shape[0]}, {self.temb}) embedding")
+        h = self.n2(self.c1(F.silu(self.n1(x))))
+        if self.temb:
+            scale, shift = self.emb(emb).chunk(2, -1)
+            h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return self.skip(x) + self.c2(F.silu(h))
+
+# %% ../nbs/02_nn.ipynb #38c9e310
+class UNet(nn.Module):
+    "A small image-to-image U-Net (sizes divisible by 2**(len(mults)-1)); with `temb > 0` every block is conditioned on an embedding of `t` (plus `c`)."
+    def __init__(self, cin:int, # input channels
+                 cout:int, # output channels
+                 width:int=32, # channels of the first level
+                 mults:tuple=(1, 2, 4), # channel multiplier per level; each level below the first halves the size
+                 blocks:int=1, # ResBlocks per level (down and up)
+                 temb:int=0, # >0: width of the timestep (+ conditioning) embedding; forward then needs t
+                ):
+        super().__init__()
+        if temb < 0: raise ValueError(f"temb must be >= 0, got {temb}")
+        chs = [width * m for m in mults]
+        R = lambda a, b: ResBlock(a, b, temb=temb)
+        self.inp = nn.Conv2d(cin, chs[0], 3, padding=1)
+        self.down = nn.ModuleList(); c = chs[0]; skips = []
+        for i, ch in enumerate(chs):
+            self.down.append(nn.ModuleList([R(c, ch)] + [R(ch, ch) for _ in range(blocks - 1)])); c = ch; skips.append(c)
+        self.mid = R(c, c)
+        self.up = nn.ModuleList()
+        for i, ch in reversed(list(enumerate(chs))):
+            self.up.append(nn.ModuleList([R(c + skips[i], ch)] + [R(ch, ch) for _ in range(blocks - 1)])); c = ch
+        self.out_norm, self.out = nn.GroupNorm(min(8, c), c), nn.Conv2d(c, cout, 3, padding=1)
+        self.levels, self.cin, self.temb = len(chs), cin, temb
+        if temb: self.t_embed = TimestepEmbedding(temb)
+    def embed(self, t:torch.Tensor|None, # (B,) times in [0, 1] (only with temb > 0)
+              c:torch.Tensor|None, # (B, temb) conditioning added to the time embedding (only with temb > 0)
+              B:int, # batch size
+             )->torch.Tensor|None:
+        "The (B, temb) embedding every ResBlock sees (None when temb = 0), with the inputs checked."
+        _check_emb(t, self.temb, B, "t", (B,), f"a ({B},) tensor of times in [0, 1]")
+        if not self.temb:
+            _check_emb(c, 0, B, "c", (), "")
+            return None
+        e = self.t_embed(t)
+        if c is None: return e
+        _check_emb(c, self.temb, B, "c", (B, self.temb), "")
+        return e + c.to(e.dtype)
+    def forward(self, x:torch.Tensor, # (B, cin, H, W)
+                t:torch.Tensor|None=None, # (B,) times in [0, 1] (only with temb > 0)
+                c:torch.Tensor|None=None, # optional (B, temb) conditioning added to the time embedding (only with temb > 0)
+               )->torch.Tensor:
+        if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != self.cin:
+            raise ValueError(f"UNet: x must be (B, {self.cin}, H, W), got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+        m = 2 ** (self.levels - 1)
+        if x.shape[-1] % m or x.shape[-2] % m: raise ValueError(f"UNet: image size {tuple(x.shape[-2:])} must be divisible by {m}")
+        emb = self.embed(t, c, x.shape[0])
+        h, hs = self.inp(x), []
+        for i, blocks in enumerate(self.down):
+            for b in blocks: h = b(h, emb)
+            hs.append(h)
+            if i < self.levels - 1: h = F.avg_pool2d(h, 2)
+        h = self.mid(h, emb)
+        for i, blocks in enumerate(self.up):
+            if i > 0: h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = torch.cat([h, hs[self.levels - 1 - i]], 1)
+            for b in blocks: h = b(h, emb)
+        return self.out(F.silu(self.out_norm(h)))

@@ -12,53 +12,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ..core import MODELS, eval_mode, capture_config
 from ..data import iter_batches
+from ..nn import UNet, ResBlock
 from .render import Cameras, Gaussians, render
 from .decoders import splatter_to_gaussians, splatter_channels
 
 # %% auto #0
-__all__ = ['ResBlock', 'UNet', 'SplatterNet', 'evaluate_reconstructor', 'splatter']
-
-# %% ../../nbs/33_splatter.ipynb #8c14f6d3
-class ResBlock(nn.Module):
-    "GroupNorm-SiLU-conv x 2 with a residual connection."
-    def __init__(self, cin:int, cout:int, groups:int=8):
-        super().__init__()
-        self.n1, self.c1 = nn.GroupNorm(min(groups, cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.n2, self.c2 = nn.GroupNorm(min(groups, cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-    def forward(self, x):
-        h = self.c1(F.silu(self.n1(x)))
-        return self.skip(x) + self.c2(F.silu(self.n2(h)))
-
-class UNet(nn.Module):
-    "A small image-to-image U-Net (sizes divisible by 2**(len(mults)-1))."
-    def __init__(self, cin:int, cout:int, width:int=32, mults:tuple=(1, 2, 4), blocks:int=1):
-        super().__init__()
-        chs = [width * m for m in mults]
-        self.inp = nn.Conv2d(cin, chs[0], 3, padding=1)
-        self.down = nn.ModuleList(); c = chs[0]; skips = []
-        for i, ch in enumerate(chs):
-            self.down.append(nn.ModuleList([ResBlock(c, ch)] + [ResBlock(ch, ch) for _ in range(blocks - 1)])); c = ch; skips.append(c)
-        self.mid = ResBlock(c, c)
-        self.up = nn.ModuleList()
-        for i, ch in reversed(list(enumerate(chs))):
-            self.up.append(nn.ModuleList([ResBlock(c + skips[i], ch)] + [ResBlock(ch, ch) for _ in range(blocks - 1)])); c = ch
-        self.out_norm, self.out = nn.GroupNorm(min(8, c), c), nn.Conv2d(c, cout, 3, padding=1)
-        self.levels = len(chs)
-    def forward(self, x):
-        m = 2 ** (self.levels - 1)
-        if x.shape[-1] % m or x.shape[-2] % m: raise ValueError(f"UNet: image size {tuple(x.shape[-2:])} must be divisible by {m}")
-        h, hs = self.inp(x), []
-        for i, blocks in enumerate(self.down):
-            for b in blocks: h = b(h)
-            hs.append(h)
-            if i < self.levels - 1: h = F.avg_pool2d(h, 2)
-        h = self.mid(h)
-        for i, blocks in enumerate(self.up):
-            if i > 0: h = F.interpolate(h, scale_factor=2, mode="nearest")
-            h = torch.cat([h, hs[self.levels - 1 - i]], 1)
-            for b in blocks: h = b(h)
-        return self.out(F.silu(self.out_norm(h)))
+__all__ = ['SplatterNet', 'evaluate_reconstructor', 'splatter']
 
 # %% ../../nbs/33_splatter.ipynb #04e802dd
 class SplatterNet(nn.Module):
