@@ -463,7 +463,7 @@ def _parser():
     p.add_argument("--sw-norm", default="target", choices=["target", "max", "min"])
     p.add_argument("--case-sensitive", action="store_true"); p.add_argument("--strip-punctuation", action="store_true")
     p.add_argument("--strip-accents", action="store_true")
-    p.add_argument("--psm", type=int, nargs="+", default=[6, 11], help="tesseract page segmentation modes to try")
+    p.add_argument("--psm", type=int, nargs="+", default=[6, 11], help="tesseract page segmentation modes to try (default: 6 11)")
     p.add_argument("--lang", default="eng"); p.add_argument("--tesseract-cmd", default=None)
     p.add_argument("--workers", type=int, default=1, help="images read concurrently")
     p.add_argument("--no-progress", action="store_true")

@@ -20,7 +20,7 @@ from ..train import save_weights, load_weights, weights_metadata
 __all__ = ['MATERIALS', 'BEAM', 'BEAM_WEIGHTS', 'lame', 'det3', 'cof3', 'd2det3', 'Material', 'NeoHookean', 'LinearElastic',
            'SimObject', 'sample_inside', 'object_from_mesh', 'object_from_sdf', 'object_box', 'SkinningMLP', 'handle_F',
            'skinning_losses', 'train_skinning', 'save_skinning', 'load_skinning', 'z_to_T', 'T_to_z', 'lbs_coeffs',
-           'dFdz_coeffs', 'lbs_matrix', 'deform', 'deformation_gradient', 'StepStats', 'Scene', 'farthest_points',
+           'dFdz_coeffs', 'lbs_matrix', 'deform', 'deformation_gradient', 'farthest_points', 'StepStats', 'Scene',
            'beam_object', 'train_beam_skinning', 'beam_scene', 'chamfer_sq', 'polyscope_frames', 'sim_widget']
 
 # %% ../../nbs/40_simplicits.ipynb #f7b2973f
@@ -309,6 +309,21 @@ def deformation_gradient(z:torch.Tensor, A:torch.Tensor)->torch.Tensor:
     "F (P, 3, 3) at points with dF/dz coefficients A."
     return torch.eye(3, dtype=A.dtype, device=A.device) + torch.einsum("bk,pkm->pbm", z.flatten(1), A)
 
+# %% ../../nbs/40_simplicits.ipynb #e7f1fad0
+def farthest_points(pts:torch.Tensor, # (N, 3) candidate points
+                    k:int, # number of samples, 1 <= k <= N
+                    seed:int=0, # seeds the first (random) point
+                   )->torch.Tensor:
+    "Indices (k,) of k farthest-point samples of pts (N, 3)."
+    n = len(pts)
+    if not 1 <= k <= n: raise ValueError(f"farthest_points: k must be in [1, {n}] (the number of points), got {k}")
+    idx = torch.empty(k, dtype=torch.long)
+    idx[0] = torch.randint(n, (1,), generator=torch.Generator().manual_seed(seed))
+    d = (pts - pts[idx[0]]).norm(dim=1)
+    for i in range(1, k):
+        idx[i] = d.argmax(); d = torch.minimum(d, (pts - pts[idx[i]]).norm(dim=1))
+    return idx
+
 # %% ../../nbs/40_simplicits.ipynb #adbc7fd7
 @dataclass
 class StepStats:
@@ -469,16 +484,6 @@ class Scene:
         "Linear momentum sum_c m_c xdot_c (3,)."
         return (self.rho * self.vol) @ (self.a @ self.zdot.T)
     def __repr__(self): return f"Scene({len(self.X)} cubature points, {self.H} handles ({self.dofs} DOFs), dt {self.dt}, t = {self.t})"
-
-def farthest_points(pts:torch.Tensor, k:int, seed:int=0)->torch.Tensor:
-    "Indices of k farthest-point samples of pts (N, 3)."
-    n = len(pts)
-    idx = torch.empty(k, dtype=torch.long)
-    idx[0] = torch.randint(n, (1,), generator=torch.Generator().manual_seed(seed))
-    d = (pts - pts[idx[0]]).norm(dim=1)
-    for i in range(1, k):
-        idx[i] = d.argmax(); d = torch.minimum(d, (pts - pts[idx[i]]).norm(dim=1))
-    return idx
 
 # %% ../../nbs/40_simplicits.ipynb #84c608f0
 BEAM = dict(lo=(0., 0.75, 0.75), hi=(1., 1., 1.), E=1e5, nu=0.45, rho=500., dt=0.05, gravity=(0., 9.8, 0.),

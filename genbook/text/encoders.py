@@ -76,7 +76,7 @@ def _check_texts(texts, who:str)->list:
 
 class CharTextEncoder(TextEncoder):
     "Trainable byte-level transformer encoder: `<bos>` + UTF-8 bytes, learned positions, bidirectional layers, final LayerNorm."
-    PAD, BOS, VOCAB = 256, 257, 258
+    PAD, BOS, VOCAB = 256, 257, 258   # ids 0..255 are the bytes, then <pad> and <bos>: 258 ids
     trainable = True
     @capture_config
     def __init__(self, dim:int=128, # width of the encodings
@@ -279,7 +279,7 @@ def caption_attributes(levels_img:torch.Tensor, # (N, 1, H, W) or (N, H, W) inte
     return {"ink": ink.float(), "slant": slant.float(), "weight": _tertile(ink, groups), "lean": _tertile(slant, groups)}
 
 # %% ../../nbs/15b_text_encoders.ipynb #6406b56c
-def _a(word): return "an" if word[0] in "aeiou8" else "a"
+def _a(word): return "an" if word[0] in "aeiou8" else "a"   # by first letter: "an eight", also "an one" (kept: starflow-text was trained on these captions)
 def _adj(adj): return f"{adj} " if adj else ""
 
 CAPTION_TEMPLATES = (
