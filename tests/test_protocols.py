@@ -21,6 +21,9 @@ CASES = {
     "vae-digits": ("digits", {}, dict(width=8), (Trainable, Evaluable)),
     "dit-digits": ("digits", {}, dict(width=64, depth=1), IMG),
     "dit-fm-digits": ("digits", {}, dict(width=64, depth=1), IMG),
+    "dart-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),
+    "dart-fm-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),
+    "dart-text": ("digits-captions", {}, dict(width=64, depth=1, T=4, text_len=16), IMG),
     "gpt": ("mult", dict(digits=1, test_size=20), dict(dim=32, depth=1), (Trainable, Evaluable)),
     "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
 }
