@@ -29,3 +29,6 @@ def test_bench_quick(tmp_path):
     for k in ("deep-shallow [2,2,2,10]", "uniform [4,4,4,4]"):
         c = sf[k]
         assert c["train_step_s"] > 0 and c["seq_calls"] == 4 * 63 and c["jacobi_calls"] <= c["seq_calls"] and c["jacobi_rel_l2_to_seq"] < 1e-2
+    df = res["diffusion"]
+    assert df["dart_max_abs_diff"] < 1e-4 and df["dit_cfg_max_abs_diff"] < 1e-4    # cache and batched CFG change nothing
+    assert df["dart_T"] == 16 and df["dart_recompute_over_cached"] > 0 and df["dit_cfg_two_over_one"] > 0
