@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/train.html.md"""
 
 # %% ../nbs/03_train.ipynb #8081310d
 from __future__ import annotations
-import os, json, math, time, random, contextlib, warnings
+import os, json, math, time, random, contextlib, warnings, signal, threading
 from pathlib import Path
 import numpy as np
 import torch
@@ -21,7 +21,8 @@ from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Tr
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
            'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'check_checkpoint',
            'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback', 'EvalCallback',
-           'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'Trainer']
+           'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'TrainingDiverged',
+           'TrainingInterrupted', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #12a548d6
 def warmup_cosine(step:int, # optimizer steps taken so far
@@ -194,8 +195,9 @@ def find_checkpoint(path:str|Path)->Path:
 def check_checkpoint(d:Path, # a checkpoint folder
                      model:nn.Module, # the model it should fit
                      engine:str, # "torch" or "deepspeed": the engine that will resume it
+                     train:dict|None=None, # this run's schedule, e.g. {"lr": 1e-3, "warmup": 100, "max_steps": 1000}
                     )->dict:
-    "The checkpoint's meta.json, after checking model class, config and engine against this run."
+    "The checkpoint's meta.json, after checking model class, config, engine and schedule against this run."
     meta = json.loads((d/"meta.json").read_text())
     if meta["model"] != type(model).__name__:
         raise CheckpointError(f"checkpoint {d} holds a {meta['model']}, not a {type(model).__name__}")
@@ -204,6 +206,10 @@ def check_checkpoint(d:Path, # a checkpoint folder
     if diff: raise CheckpointError(f"checkpoint {d} was made with another model config: " + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items()))
     if meta["engine"] != engine:
         raise CheckpointError(f"checkpoint {d} was written by the {meta['engine']} engine; resume it with the same engine")
+    theirs = meta.get("train", {})   # absent in checkpoints written before the schedule was recorded
+    diff = {k: (theirs[k], v) for k, v in (train or {}).items() if k in theirs and theirs[k] != v}
+    if diff: raise CheckpointError(f"checkpoint {d} was trained with " + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
+                                   + ": a resumed run continues the same schedule; resume with the same values or start a new run")
     return meta
 
 # %% ../nbs/03_train.ipynb #a6d018e9
@@ -347,6 +353,15 @@ def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
     cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
     return cfg
 
+# %% ../nbs/03_train.ipynb #cf18017a
+class TrainingDiverged(RuntimeError):
+    "Training stopped: too many consecutive skipped steps, or non-finite weights where a checkpoint was due."
+
+class TrainingInterrupted(KeyboardInterrupt):
+    "SIGINT/SIGTERM stopped `fit` after a finished step; `checkpoint` is where that step was saved (None: nowhere)."
+    def __init__(self, msg:str, signum:int=signal.SIGINT, checkpoint:Path|None=None):
+        super().__init__(msg); self.signum, self.checkpoint = signum, checkpoint
+
 # %% ../nbs/03_train.ipynb #34f23196
 class Trainer:
     "The one training loop: plain PyTorch, DDP, or a DeepSpeed engine."
@@ -372,13 +387,17 @@ class Trainer:
                  callbacks:list=(), # extra `Callback`s (e.g. `SampleGrid`)
                  deepspeed_config:str|Path|dict|None=None, # DeepSpeed JSON config: train with a DeepSpeed engine
                  progress:bool=True, # tqdm progress bar on rank 0
+                 max_skipped:int=50, # stop with `TrainingDiverged` after this many consecutive skipped steps (0: never)
                 ):
         if max_steps < 1: raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0): raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        if max_skipped < 0: raise ValueError(f"max_skipped must be >= 0 (0: never stop), got {max_skipped}")
         if not isinstance(model, Trainable): raise TypeError(f"{type(model).__name__} has no loss(batch) method")
         self.model, self.data, self.out, self.ds = model, data, (Path(out) if out is not None else None), deepspeed_config is not None
         self.__dict__.update(dict(batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, warmup=warmup,
             weight_decay=weight_decay, betas=tuple(betas), grad_clip=grad_clip, bf16=bf16, accum=accum, seed=seed,
-            log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress))
+            log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress, max_skipped=max_skipped))
         self.rank, self.world, self.device = setup_distributed(self.ds)
         if bf16 and autocast_dtype(self.device) is None:
             why = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16/AMX" if self.device.type == "cpu" else "no bf16 support"
@@ -401,6 +420,7 @@ class Trainer:
         builtin = [EvalCallback(eval_every)] * (eval_fn is not None) + [LogCallback(log_every), CheckpointCallback(ckpt_every)]
         self.callbacks = sorted([*builtin, *callbacks], key=lambda c: c.order)
         self.step, self.skipped, self.dropped, self.history, self.end, self.bar = 0, 0, 0, [], max_steps, None
+        self.streak, self._signal = 0, None   # consecutive skipped steps; the signal that asked to stop
 
     # --- one step ---------------------------------------------------------------------------------
     def _any(self, flag:bool)->bool:
@@ -427,27 +447,29 @@ class Trainer:
             if self.engine is not None: self.engine.backward(loss); self.engine.step()
             else:
                 with self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else _null(): (loss / self.accum).backward()
-        gn = self._update(good)
-        if good and self.ema is not None: self.ema.update()
-        self.skipped, self.dropped = self.skipped + (good == 0), self.dropped + self.accum - good
+        gn, applied = self._update(good)
+        if applied and self.ema is not None: self.ema.update()
+        self.skipped, self.dropped = self.skipped + (not applied), self.dropped + self.accum - good
+        self.streak = 0 if applied else self.streak + 1
         lr_used = self.sched.get_last_lr()[0]
         self.sched.step(); self.step += 1
         return {**self._mean(sums, good), "lr": lr_used, "grad_norm": gn, "skipped": self.skipped, "dropped": self.dropped}
 
-    def _update(self, good:int)->float:
-        "Clip and apply the gradients of `good` finite micro-batches (DeepSpeed: already applied); returns the gradient norm."
-        if self.engine is not None:
+    def _update(self, good:int)->tuple:
+        "Clip and apply the gradients of `good` finite micro-batches (DeepSpeed: already applied); returns (gradient norm, applied)."
+        if self.engine is not None:   # DeepSpeed has stepped already: a non-finite norm is counted as skipped, the weight guard stops the run
             gn = self.engine.get_global_grad_norm() if good else None
-            return float(gn) if gn is not None else float("nan")
-        gn = float("nan")
+            return (float(gn) if gn is not None else float("nan")), bool(good) and (gn is None or math.isfinite(float(gn)))
+        gn, applied = float("nan"), False
         if good:
             if good < self.accum:  # rescale to the mean over the micro-batches actually used
                 for p in self.model.parameters():
                     if p.grad is not None: p.grad.mul_(self.accum / good)
             gn = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip if self.grad_clip else float("inf")))
-            self.opt.step()
+            applied = math.isfinite(gn)      # a finite loss can still have an inf/NaN gradient: that step is skipped too
+            if applied: self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        return gn
+        return gn, applied
 
     def _mean(self, sums:dict, good:int)->dict:
         "Scalars averaged over the finite micro-batches of all ranks."
@@ -469,6 +491,8 @@ class Trainer:
     def save_checkpoint(self, path:str|Path|None=None)->Path:
         "Write a checkpoint of the current step (every rank must call this)."
         d = Path(path) if path is not None else self.out/"checkpoints"/f"step_{self.step:07d}"
+        if self._any(any(not torch.isfinite(p).all() for p in self.model.parameters())):
+            raise TrainingDiverged(f"non-finite weights at step {self.step}: no checkpoint written; {self._last_checkpoint()}")
         d.mkdir(parents=True, exist_ok=True)
         state = {"step": self.step, "skipped": self.skipped, "dropped": self.dropped, "scheduler": self.sched.state_dict()}
         if self.engine is not None: self.engine.save_checkpoint(str(d/"deepspeed"), tag="state", client_state={})
@@ -480,11 +504,18 @@ class Trainer:
         if self.rank == 0:
             torch.save(state, d/"state.pt")
             meta = {"model": type(self.model).__name__, "config": model_config(self.model), "step": self.step,
-                    "world_size": self.world, "engine": "deepspeed" if self.ds else "torch"}
+                    "world_size": self.world, "engine": "deepspeed" if self.ds else "torch", "train": self._schedule()}
             (d/"meta.json").write_text(json.dumps(meta, indent=1, default=str))
             (d.parent/"latest").write_text(d.name)
         if self.world > 1: dist.barrier()
         return d
+
+    def _schedule(self)->dict: return dict(lr=self.lr, warmup=self.warmup, max_steps=self.max_steps)
+
+    def _last_checkpoint(self)->str:
+        "Where the newest checkpoint of the run folder is, in words."
+        f = self.out/"checkpoints"/"latest" if self.out is not None else None
+        return f"last checkpoint: {f.parent/f.read_text().strip()}" if f is not None and f.is_file() else "no checkpoint was written"
 
     def _zero_stage(self)->int: return (self.ds_config.get("zero_optimization") or {}).get("stage", 0) if self.ds else 0
 
@@ -501,7 +532,7 @@ class Trainer:
     def load_checkpoint(self, path:str|Path)->int:
         "Restore weights, EMA, optimizer, scheduler, step and RNG states; returns the step."
         d = find_checkpoint(path)
-        check_checkpoint(d, self.model, "deepspeed" if self.ds else "torch")
+        check_checkpoint(d, self.model, "deepspeed" if self.ds else "torch", train=self._schedule())
         try: state = torch.load(d/"state.pt", weights_only=True)
         except Exception as e: raise CheckpointError(f"cannot read {d/'state.pt'}: {e}") from None
         if self.engine is not None:
@@ -538,14 +569,44 @@ class Trainer:
         if resume is not None: self.load_checkpoint(resume)
         self.end, self.t0 = min(until or self.max_steps, self.max_steps), time.time()
         self.bar = tqdm(total=self.end, initial=self.step, disable=not self.progress or self.rank != 0, dynamic_ncols=True, mininterval=1.0)
+        self._signal, old = None, self._catch_signals()
         try:
             for cb in self.callbacks: cb.before_fit(self)
             while self.step < self.end:
                 rec = self.train_step(); self.bar.update(1)
                 for cb in self.callbacks: cb.after_step(self, rec)
+                if self.max_skipped and self.streak >= self.max_skipped:
+                    raise TrainingDiverged(f"{self.streak} consecutive steps skipped (non-finite loss or gradient) up to step {self.step}: "
+                                           f"stopped; {self._last_checkpoint()} (lower the lr or check the data; max_skipped={self.max_skipped})")
+                if self.step < self.end and self._any(self._signal is not None): self._stop_on_signal()
             for cb in self.callbacks: cb.after_fit(self)
-        finally: self.bar.close()
+        finally:
+            self.bar.close()
+            for s, h in old.items(): signal.signal(s, h)
         return self.history
+
+    def _catch_signals(self)->dict:
+        "Turn SIGINT/SIGTERM into a request to stop after the current step (main thread only); returns the previous handlers."
+        if threading.current_thread() is not threading.main_thread(): return {}
+        old = {}
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) in (signal.SIG_IGN, None): continue   # ignored (nohup, background job) or set outside Python: leave it
+            old[s] = signal.signal(s, self._on_signal)
+        return old
+
+    def _on_signal(self, signum:int, frame=None):
+        "The SIGINT/SIGTERM handler during `fit`: note the signal; `fit` stops after the current step."
+        if signum == signal.SIGINT and self._signal == signal.SIGINT: raise KeyboardInterrupt   # Ctrl-C twice: stop now, no checkpoint
+        if self._signal is None and self.rank == 0:
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping after the current step{', with a checkpoint' if self.out is not None else ''} (Ctrl-C again: stop now)\n".encode())
+        self._signal = self._signal or signum
+
+    def _stop_on_signal(self):
+        "Checkpoint the finished step (when there is a run folder) and raise `TrainingInterrupted`."
+        sig = self._signal or signal.SIGTERM   # another rank got the signal: same exit
+        where = self.save_checkpoint() if self.out is not None and self.step > 0 else None
+        raise TrainingInterrupted(f"{signal.Signals(sig).name} at step {self.step}: " + (f"checkpoint saved in {where}" if where else "no run folder, nothing saved"),
+                                  signum=sig, checkpoint=where)
 
 _null = contextlib.nullcontext
 

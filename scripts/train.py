@@ -7,8 +7,13 @@
 
 Writes metrics.jsonl, checkpoints/ and samples.png into --out (default runs/<model>) and prints the
 test metrics. The same file runs unchanged under python, torchrun and deepspeed.
+
+A folder that already holds a run is never written into by accident: --resume continues it (the
+schedule flags --lr/--warmup/--max-steps must then match the checkpoint's, or be left out), --overwrite
+replaces it. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits 130 / 143;
+--max-skipped consecutive skipped (non-finite) steps stop a diverged run with exit 1.
 """
-import argparse, os, sys, time, json
+import argparse, math, os, sys, time, json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +49,12 @@ def get_parser():
     p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights with this decay (e.g. 0.999) for evaluation and sampling (default: the preset's, else none)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
-    p.add_argument("--out", help="run folder (default runs/<model>)")
+    p.add_argument("--out", help="run folder (default runs/<model>; with --resume, the resumed run's folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png and result.json (other files stay)")
     p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step; the schedule still ends at --max-steps")
     p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint)")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
+    p.add_argument("--max-skipped", type=int, default=50, help="stop with an error after this many consecutive skipped (non-finite) steps (0: never)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric records")
     p.add_argument("--ckpt-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
     p.add_argument("--num-samples", type=int, default=100, help="images in samples.png (0: none)")
@@ -55,6 +62,53 @@ def get_parser():
     p.add_argument("--list", action="store_true", help="list model and dataset presets and exit")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # set by the deepspeed launcher
     return p
+
+
+RUN_FILES = ("metrics.jsonl", "checkpoints", "samples.png", "result.json")   # what a run writes, and --overwrite removes
+SCHEDULE = {"lr": "--lr", "warmup": "--warmup", "max_steps": "--max-steps"}
+
+
+def check_args(p, args):
+    "Values that could only train nothing, or fail after the expensive part, end here in one line."
+    if args.batch_size is not None and args.batch_size < 1: p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr >= 0): p.error(f"--lr must be a finite number >= 0, got {args.lr}")
+    if args.max_steps is not None and args.max_steps < 1: p.error(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.warmup is not None and args.warmup < 0: p.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.max_skipped < 0: p.error(f"--max-skipped must be >= 0 (0: never stop), got {args.max_skipped}")
+
+
+def resume_schedule(ckpt, args, cfg):
+    "On resume the schedule is the checkpoint's: flags left out take its values, a different value is refused."
+    theirs = json.loads((ckpt / "meta.json").read_text()).get("train", {})   # absent in older checkpoints
+    diff = []
+    for k, flag in SCHEDULE.items():
+        if k not in theirs: continue
+        if getattr(args, k) is None: cfg[k] = theirs[k]
+        elif getattr(args, k) != theirs[k]: diff.append(f"{flag} {getattr(args, k)} (the checkpoint has {theirs[k]})")
+    if diff: raise ValueError(f"--resume {args.resume} continues that run's schedule: " + ", ".join(diff)
+                              + "; leave the flag out or give the same value, or start a new run with another --out")
+
+
+def run_folder(args, ckpt):
+    "--out, checked: a folder holding a run is continued (--resume into it), replaced (--overwrite) or refused."
+    if args.out: out = Path(args.out)
+    elif ckpt is not None and ckpt.parent.name == "checkpoints": out = ckpt.parent.parent
+    else: out = ROOT / "runs" / args.model
+    if not ((out / "metrics.jsonl").is_file() or (out / "checkpoints").is_dir()): return out
+    here = ckpt is not None and out.resolve() in ckpt.resolve().parents
+    if here and args.overwrite: raise ValueError(f"--overwrite would delete the checkpoint that --resume {args.resume} continues from; drop --overwrite")
+    if here: return out
+    if not args.overwrite:
+        if ckpt is not None: raise ValueError(f"--out {out} already holds another run than --resume {args.resume}; choose a new --out, or --overwrite to replace it")
+        raise ValueError(f"--out {out} already holds a run (metrics.jsonl or checkpoints/); continue it with --resume {out}, "
+                         f"replace it with --overwrite, or choose another --out")
+    if int(os.environ.get("RANK", 0)) == 0:
+        import shutil
+        for f in RUN_FILES:
+            if (out / f).is_dir(): shutil.rmtree(out / f)
+            elif (out / f).exists(): (out / f).unlink()
+        print(f"--overwrite: removed {', '.join(f for f in RUN_FILES)} from {out}", flush=True)
+    return out
 
 
 def build_data(name, args):
@@ -90,7 +144,9 @@ def build_model(name, overrides, data):
 
 
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    p = get_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
     import torch
     from genbook.core import MODELS, DATA, import_presets, seed_everything, Sampler, Evaluable, Previewable
     import_presets()
@@ -98,9 +154,15 @@ def main(argv=None):
         print("models:\n" + MODELS.describe() + "\n\ndatasets:\n" + DATA.describe()); return 0
     if args.deepspeed_config:
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
-    from genbook.train import Trainer, dist_env, param_groups, describe_groups
+    from genbook.train import Trainer, dist_env, param_groups, describe_groups, find_checkpoint
     from genbook.viz import save_grid
     rank = dist_env()[0]
+    cfg = MODELS.train_defaults(args.model)
+    for k in ("max_steps", "batch_size", "lr", "warmup", "ema"):
+        if getattr(args, k) is not None: cfg[k] = getattr(args, k)
+    ckpt = find_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None: resume_schedule(ckpt, args, cfg)
+    out = run_folder(args, ckpt)
 
     data_args = parse_kv(args.data_arg, "--data-arg")
     if args.direction:
@@ -111,14 +173,10 @@ def main(argv=None):
     train, test = build_data(args.data, data_args)
     seed_everything(args.seed)
     model = build_model(args.model, parse_kv(args.model_arg, "--model-arg"), train)
-    cfg = MODELS.train_defaults(args.model)
-    for k in ("max_steps", "batch_size", "lr", "warmup", "ema"):
-        if getattr(args, k) is not None: cfg[k] = getattr(args, k)
-    out = Path(args.out or ROOT / "runs" / args.model)
     eval_fn = (lambda m: m.evaluate(test)) if (test is not None and isinstance(model, Evaluable)) else None
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
                  ckpt_every=args.ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
-                 progress=not args.no_progress, **cfg)
+                 progress=not args.no_progress, max_skipped=args.max_skipped, **cfg)
     if rank == 0:
         print(f"{args.model} ({sum(p.numel() for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
               f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
@@ -126,7 +184,7 @@ def main(argv=None):
               + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
         print("param groups: " + describe_groups(param_groups(model, tr.weight_decay)), flush=True)
     t0 = time.time()
-    tr.fit(resume=args.resume, until=args.until)
+    tr.fit(resume=ckpt, until=args.until)
     wall = time.time() - t0
     if args.num_samples and isinstance(model, Sampler):
         nc = getattr(model, "num_classes", 0)
@@ -151,13 +209,17 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as e:   # genbook.train.TrainingInterrupted: SIGINT/SIGTERM after a checkpoint
+        import signal
+        if str(e) and int(os.environ.get("RANK", 0)) == 0:
+            ck = getattr(e, "checkpoint", None)
+            print(f"train.py: interrupted: {e}" + (f"; continue with --resume {ck.parent.parent}" if ck is not None else ""), file=sys.stderr)
+        sys.exit(143 if getattr(e, "signum", None) == signal.SIGTERM else 130)
     except (FileNotFoundError, ValueError, KeyError, TypeError, NotImplementedError) as e:
         from genbook.train import CheckpointError  # noqa
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         sys.exit(f"train.py: error: {msg}")
     except Exception as e:
-        from genbook.train import CheckpointError
-        if isinstance(e, CheckpointError): sys.exit(f"train.py: error: {e}")
+        from genbook.train import CheckpointError, TrainingDiverged
+        if isinstance(e, (CheckpointError, TrainingDiverged)): sys.exit(f"train.py: error: {e}")
         raise

@@ -1,5 +1,5 @@
 """Integration tests of scripts/train.py: the default job, resume, checkpoint errors, bad flags, launchers."""
-import json, os, shutil, subprocess, sys
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -72,15 +72,15 @@ def test_resume_with_ema_reproduces_uninterrupted_run(tmp_path):
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     ok(run(["--max-steps", "2", "--out", tmp_path / "a", "--num-samples", "0"] + SMALL))
     # a different model config
-    r = run(["--max-steps", "4", "--resume", tmp_path / "a", "--out", tmp_path / "b", "--num-samples", "0", "--no-progress"])
+    r = run(["--max-steps", "2", "--resume", tmp_path / "a", "--out", tmp_path / "b", "--num-samples", "0", "--no-progress"])
     assert r.returncode != 0 and "another model config" in r.stderr and "Traceback" not in r.stderr, r.stderr
     # corrupt weights
     (tmp_path / "a/checkpoints/step_0000002/model.safetensors").write_bytes(b"garbage" * 10)
-    r = run(["--max-steps", "4", "--resume", tmp_path / "a", "--out", tmp_path / "c", "--num-samples", "0"] + SMALL)
+    r = run(["--max-steps", "2", "--resume", tmp_path / "a", "--out", tmp_path / "c", "--num-samples", "0"] + SMALL)
     assert r.returncode != 0 and "corrupt" in r.stderr and "Traceback" not in r.stderr, r.stderr
     # truncated optimizer state
     (tmp_path / "a/checkpoints/step_0000002/state.pt").write_bytes(b"\x80\x02")
-    r = run(["--max-steps", "4", "--resume", tmp_path / "a/checkpoints/step_0000002", "--out", tmp_path / "d", "--num-samples", "0"] + SMALL)
+    r = run(["--max-steps", "2", "--resume", tmp_path / "a/checkpoints/step_0000002", "--out", tmp_path / "d", "--num-samples", "0"] + SMALL)
     assert r.returncode != 0 and "error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
     # not a checkpoint at all
     r = run(["--resume", tmp_path, "--num-samples", "0"] + SMALL)
@@ -96,12 +96,80 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (["--deepspeed_config", "/no/such.json"], "DeepSpeed config file not found"),
     (["--direction", "r2l"], "dataset 'digits' has no direction"),
     (["--model", "gpt", "--data", "mult", "--data-arg", "digits=5"], "digits must be 1, 2 or 3"),
+    # settings that could only skip every step are refused up front (the extra flags keep the old behaviour, a run, short)
+    (["--lr", "inf", "--max-steps", "2"] + SMALL, "--lr must be a finite number >= 0, got inf"),
+    (["--lr", "-0.001", "--max-steps", "2"] + SMALL, "--lr must be a finite number >= 0, got -0.001"),
+    (["--batch-size", "0", "--max-steps", "2"] + SMALL, "--batch-size must be >= 1, got 0"),
 ])
-def test_bad_flags_one_line(args, msg):
-    r = run(args + ["--no-progress"])
+def test_bad_flags_one_line(args, msg, tmp_path):
+    r = run(args + ["--no-progress", "--out", tmp_path / "run"])   # not runs/<model>: a run there is refused before some of these checks
     assert r.returncode != 0
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and msg in lines[0], r.stderr
+
+
+def one_line(r, msg):
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode != 0 and len(lines) == 1 and msg in lines[0], (r.returncode, r.stderr[-3000:])
+
+
+def test_out_holding_a_run_is_refused(tmp_path):
+    "A second run into the same --out is refused; --overwrite starts it clean; --resume of another run into it is refused."
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--max-steps", "2", "--log-every", "1"] + SMALL + ["--num-samples", "0"]
+    ok(run(args + ["--out", a]))
+    one_line(run(args + ["--out", a]), f"--out {a} already holds a run (metrics.jsonl or checkpoints/); continue it with --resume {a}, replace it with --overwrite")
+    assert [json.loads(l)["step"] for l in (a / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    r = ok(run(args + ["--out", a, "--overwrite", "--seed", "1"]))
+    assert "--overwrite: removed metrics.jsonl, checkpoints, samples.png, result.json" in r.stdout
+    assert [json.loads(l)["step"] for l in (a / "metrics.jsonl").read_text().splitlines()] == [1, 2]     # not [1, 2, 1, 2]
+    b.mkdir(); (b / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    one_line(run(args + ["--resume", a, "--out", b]), f"--out {b} already holds another run than --resume {a}")
+    assert (b / "metrics.jsonl").read_text() == '{"step": 1, "loss": 1.0}\n'
+    one_line(run(args + ["--resume", a, "--out", a, "--overwrite"]), "--overwrite would delete the checkpoint that --resume")
+
+
+def test_resume_refuses_a_changed_schedule(tmp_path):
+    "--lr/--warmup/--max-steps on resume must match the checkpoint's (they used to be silently replaced); left out, they are taken from it."
+    a = tmp_path / "a"
+    args = ["--warmup", "1", "--log-every", "1"] + SMALL + ["--num-samples", "0"]
+    ok(run(args + ["--max-steps", "4", "--until", "2", "--lr", "0.002", "--out", a]))
+    one_line(run(args + ["--max-steps", "4", "--lr", "0.01", "--resume", a]), "--lr 0.01 (the checkpoint has 0.002)")
+    one_line(run(args + ["--max-steps", "8", "--lr", "0.002", "--resume", a]), "--max-steps 8 (the checkpoint has 4)")
+    # flags left out: the checkpoint's schedule, and the resumed run's folder as --out
+    ok(run(["--resume", a, "--log-every", "1", "--no-progress", "--num-samples", "0"] + SMALL[:4]))
+    recs = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4] and (a / "checkpoints/latest").read_text() == "step_0000004"
+
+
+def test_divergence_stops_the_run(tmp_path):
+    "--lr 1e10 makes every step after the first non-finite: the run stops after --max-skipped of them, exit 1, finite checkpoints."
+    r = run(["--lr", "1e10", "--warmup", "0", "--max-steps", "30", "--max-skipped", "3", "--log-every", "1", "--ckpt-every", "2",
+             "--out", tmp_path] + SMALL + ["--num-samples", "0"])
+    assert r.returncode == 1, r.stderr[-3000:]
+    one_line(r, "3 consecutive steps skipped (non-finite loss or gradient) up to step 4: stopped; last checkpoint:")
+    from safetensors.torch import load_file
+    w = load_file(tmp_path / "checkpoints" / (tmp_path / "checkpoints/latest").read_text() / "model.safetensors")
+    assert all(v.isfinite().all() for v in w.values())
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_saves_a_checkpoint(tmp_path, sig, code):
+    "Ctrl-C or SIGTERM with --ckpt-every 0 finishes the step, saves a checkpoint, says where and exits 130 / 143."
+    cmd = [sys.executable, str(SCRIPT), "--max-steps", "100000", "--warmup", "0", "--log-every", "1", "--ckpt-every", "0", "--out", str(tmp_path)] + SMALL
+    p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # a background shell may have ignored SIGINT
+    m = tmp_path / "metrics.jsonl"
+    for _ in range(600):                       # wait for the first steps (poll, no timing assertion)
+        if m.is_file() and len(m.read_text().splitlines()) >= 2 or p.poll() is not None: break
+        time.sleep(0.5)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == code, (p.returncode, err[-3000:])
+    ck = tmp_path / "checkpoints" / (tmp_path / "checkpoints/latest").read_text()
+    step = int(ck.name.split("_")[1])
+    assert f"train.py: interrupted: {sig.name} at step {step}: checkpoint saved in {ck}; continue with --resume {tmp_path}" in err, err[-3000:]
+    assert json.loads(m.read_text().splitlines()[-1])["step"] == step and (ck / "model.safetensors").is_file()
 
 
 # ---- launchers: 1 process vs 2 ranks at the same global batch ---------------------------------------
