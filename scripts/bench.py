@@ -20,13 +20,13 @@
 6. Simplicits (sim.lbs): one implicit-Euler time step of kaolin's beam scene (32 + 1 handles = 396 DOFs,
    1024 cubature points), one skinning-training step, and one Newton iteration with the analytic
    (block-structured) Hessian vs the same iteration with an autograd Hessian.
+7. STARFlow deep-shallow stack [2, 2, 2, 10] vs uniform depth [4, 4, 4, 4] at equal parameter count
+   (64 tokens of 16 dims, width 128, label-conditional): training step, sequential sampling, guided
+   sampling (Gaussian rule in the deep block vs TarFlow's linear rule in every block), and Jacobi decoding.
 8. Diffusion family at the digits presets (untrained weights, random init): DART sampling (T = 16 blocks of
    16 tokens) with the KV cache (one new block per step) vs recomputing the whole prefix every step; and
    classifier-free guidance for DiT (50 DDIM steps) with conditional and unconditional rows in one batched
    call vs two calls per step.
-7. STARFlow deep-shallow stack [2, 2, 2, 10] vs uniform depth [4, 4, 4, 4] at equal parameter count
-   (64 tokens of 16 dims, width 128, label-conditional): training step, sequential sampling, guided
-   sampling (Gaussian rule in the deep block vs TarFlow's linear rule in every block), and Jacobi decoding.
 """
 import argparse, json, time
 from pathlib import Path
