@@ -24,7 +24,7 @@
    (64 tokens of 16 dims, width 128, label-conditional): training step, sequential sampling, guided
    sampling (Gaussian rule in the deep block vs TarFlow's linear rule in every block), and Jacobi decoding.
 8. Diffusion family at the digits presets (untrained weights, random init): DART sampling (T = 16 blocks of
-   16 tokens) with the KV cache (one new block per step) vs recomputing the whole prefix every step; and
+   4 tokens) with the KV cache (one new block per step) vs recomputing the whole prefix every step; and
    classifier-free guidance for DiT (50 DDIM steps) with conditional and unconditional rows in one batched
    call vs two calls per step.
 """
