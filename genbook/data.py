@@ -146,6 +146,15 @@ def check_batch(batch:dict, # a batch from `get_batch`
 # %% ../nbs/01_data.ipynb #43413dbc
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
+def _to_8bit(im):
+    "A PIL image with 8-bit channels: 16-bit grey (mode I;16, or I holding 0..65535) is scaled by 255/65535, not clipped at 255."
+    from PIL import Image
+    if im.mode == "F": raise ValueError("floating-point images (mode F) are not supported; save them with 8 or 16 bits")
+    if im.mode not in ("I", "I;16", "I;16L", "I;16B", "I;16N"): return im
+    a = np.asarray(im).astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() > 65535): raise ValueError(f"mode {im.mode} values {a.min()}..{a.max()} are outside 0..65535 (only 8- and 16-bit images are supported)")
+    return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L")   # round(v / 257)
+
 @DATA.register("folder")
 def image_folder(path:str=None, # folder of images, or of class sub-folders of images
                  size:int=32, # images are resized to size x size
@@ -162,10 +171,14 @@ def image_folder(path:str=None, # folder of images, or of class sub-folders of i
     files = [(f, i) for i, c in enumerate(classes) for f in sorted((root/c).rglob("*")) if f.suffix.lower() in IMG_EXTS]
     files += [(f, -1) for f in sorted(root.iterdir()) if f.is_file() and f.suffix.lower() in IMG_EXTS]
     if not files: raise FileNotFoundError(f"no images ({', '.join(IMG_EXTS)}) found in {root}")
+    loose = [f for f, c in files if c < 0]
+    if loose and len(loose) < len(files):
+        raise ValueError(f"image folder {root} has class sub-folders ({', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}) and also "
+                         f"{len(loose)} loose image(s) at its top, e.g. {loose[0].name}: move them into a class sub-folder or out of the folder")
     mode = "RGB" if channels == 3 else "L"
     imgs = []
     for f, _ in files:
-        try: im = Image.open(f).convert(mode).resize((size, size), Image.BICUBIC)
+        try: im = _to_8bit(Image.open(f)).convert(mode).resize((size, size), Image.BICUBIC)
         except Exception as e: raise ValueError(f"cannot read image {f}: {e}") from None
         a = np.asarray(im, dtype=np.uint8)
         imgs.append(a[None] if channels == 1 else a.transpose(2, 0, 1))

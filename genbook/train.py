@@ -348,6 +348,9 @@ def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
     cfg.pop("train_batch_size", None)
     cfg.update(train_micro_batch_size_per_gpu=batch_size // (world * accum), gradient_accumulation_steps=accum)
     if grad_clip is not None: cfg.setdefault("gradient_clipping", grad_clip)
+    gc = cfg.get("gradient_clipping")
+    if gc is not None and not (isinstance(gc, (int, float)) and math.isfinite(gc) and gc >= 0):
+        raise ValueError(f"gradient_clipping (grad_clip or the DeepSpeed JSON) must be a finite number >= 0 (0: no clipping), got {gc!r}")
     if bf16: cfg["bf16"] = {"enabled": True}      # bf16=True switches it on whatever the JSON says
     cfg.setdefault("bf16", {"enabled": False})
     cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
@@ -374,7 +377,7 @@ class Trainer:
                  warmup:int=100, # warm-up steps
                  weight_decay:float=1e-4, # AdamW weight decay of matrices (none for norms, biases, embeddings)
                  betas:tuple=(0.9, 0.95), # AdamW betas
-                 grad_clip:float|None=1.0, # max gradient norm (None: no clipping)
+                 grad_clip:float|None=1.0, # max gradient norm (None or 0: no clipping)
                  bf16:bool=False, # bf16 autocast (DeepSpeed: its bf16 mode)
                  accum:int=1, # gradient accumulation steps (DeepSpeed: from the config if set there)
                  seed:int=0, # data order and per-step data noise; seed model init and model-side noise yourself (core.seed_everything)
@@ -393,6 +396,8 @@ class Trainer:
         if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0): raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         if max_skipped < 0: raise ValueError(f"max_skipped must be >= 0 (0: never stop), got {max_skipped}")
+        if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and math.isfinite(grad_clip) and grad_clip >= 0):
+            raise ValueError(f"grad_clip must be a finite number >= 0 (None or 0: no clipping), got {grad_clip!r}")
         if not isinstance(model, Trainable): raise TypeError(f"{type(model).__name__} has no loss(batch) method")
         self.model, self.data, self.out, self.ds = model, data, (Path(out) if out is not None else None), deepspeed_config is not None
         self.__dict__.update(dict(batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, warmup=warmup,
@@ -566,6 +571,7 @@ class Trainer:
             until:int|None=None, # stop (and checkpoint) at this step instead of `max_steps`; the schedule still ends at `max_steps`
            )->list:
         "Train to `max_steps` (or `until`); returns the logged records."
+        if until is not None and not until >= 1: raise ValueError(f"until must be a step >= 1 (None: max_steps), got {until!r}")
         if resume is not None: self.load_checkpoint(resume)
         self.end, self.t0 = min(until or self.max_steps, self.max_steps), time.time()
         self.bar = tqdm(total=self.end, initial=self.step, disable=not self.progress or self.rank != 0, dynamic_ncols=True, mininterval=1.0)

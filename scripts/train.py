@@ -51,7 +51,7 @@ def get_parser():
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--out", help="run folder (default runs/<model>; with --resume, the resumed run's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png and result.json (other files stay)")
-    p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step; the schedule still ends at --max-steps")
+    p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step (>= 1); the schedule still ends at --max-steps")
     p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint)")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
     p.add_argument("--max-skipped", type=int, default=50, help="stop with an error after this many consecutive skipped (non-finite) steps (0: never)")
@@ -75,6 +75,7 @@ def check_args(p, args):
     if args.max_steps is not None and args.max_steps < 1: p.error(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.warmup is not None and args.warmup < 0: p.error(f"--warmup must be >= 0, got {args.warmup}")
     if args.max_skipped < 0: p.error(f"--max-skipped must be >= 0 (0: never stop), got {args.max_skipped}")
+    if args.until is not None and args.until < 1: p.error(f"--until must be a step >= 1 (omit it to train to --max-steps), got {args.until}")
 
 
 def resume_schedule(ckpt, args, cfg):

@@ -268,7 +268,7 @@ def inverse(self:TarFlow, z:torch.Tensor, # latent tokens (B, T, D)
     "z tokens -> images (B, C, H, W): blocks in reverse order, each token by token."
     if z.ndim != 3 or tuple(z.shape[1:]) != (self.T, self.D):
         raise ValueError(f"z must be (B, {self.T}, {self.D}), got shape {tuple(z.shape)}")
-    if y is not None: y = torch.as_tensor(y, device=z.device)
+    if y is not None: y = self.condition(y, len(z)).to(z.device)   # checked as in forward: range, shape, a conditional model
     x, n = z, len(self.blocks)
     for k in reversed(range(n)): x = self.blocks[k].inverse(x, y, use_cache, guidance, k, n, batched)
     return self.unpatchify(x)

@@ -103,6 +103,8 @@ class SimObject:
     def __post_init__(self):
         if not (torch.is_tensor(self.pts) and self.pts.ndim == 2 and self.pts.shape[1] == 3 and len(self.pts) > 0):
             raise ValueError(f"SimObject: pts must be a non-empty (N, 3) tensor, got {tuple(getattr(self.pts, 'shape', ()))}")
+        if not self.pts.is_floating_point():
+            raise TypeError(f"SimObject: pts must be a floating-point tensor, got {self.pts.dtype} (materials take the dtype of pts: an integer dtype would truncate nu to 0); use pts.double()")
         n = len(self.pts)
         for k in ("E", "nu", "rho"):
             v = getattr(self, k)
@@ -381,8 +383,10 @@ class Scene:
         def f(v, d, name):
             if v is None: return d
             v = torch.as_tensor(v, dtype=self.dtype, device=self.device) if not torch.is_tensor(v) else v.to(self.device, self.dtype)
-            if v.ndim == 0: return v.expand(C)
+            if v.ndim == 0: v = v.expand(C)
             if v.shape != (C,): raise ValueError(f"set_materials: {name} must be a scalar or one value per cubature point ({C},), got shape {tuple(v.shape)}")
+            if not torch.isfinite(v).all(): raise ValueError(f"set_materials: {name} contains NaN or inf")
+            if name != "nu" and (v <= 0).any(): raise ValueError(f"set_materials: {name} must be positive, got min {v.min().item():.4g}")
             return v
         self.E, self.nu, self.rho = f(E, self.cub.E, "E"), f(nu, self.cub.nu, "nu"), f(rho, self.cub.rho, "rho")
         self.mu, self.lam = lame(self.E, self.nu)

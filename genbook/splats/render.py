@@ -280,6 +280,8 @@ def _prepare(g, cams, bg):
     for f in fields(g):
         t = getattr(g, f.name)
         if not torch.isfinite(t).all(): raise ValueError(f"render: Gaussians.{f.name} contains NaN or inf")
+    for k in ("w2c", "K"):
+        if not torch.isfinite(getattr(cams, k)).all(): raise ValueError(f"render: Cameras.{k} contains NaN or inf")
     if len(g.opacities) and ((g.opacities < 0) | (g.opacities > 1)).any():
         raise ValueError(f"render: opacities must lie in [0, 1] (got {g.opacities.min().item():.3g}..{g.opacities.max().item():.3g}); apply a sigmoid to logits")
     gf, cf, gidx, shape = _views(g, cams.to(device=g.means.device, dtype=g.means.dtype))

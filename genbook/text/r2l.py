@@ -64,6 +64,7 @@ class BPETokenizer(Tokenizer):
     "Byte-level BPE (Hugging Face `tokenizers`), trained locally."
     def __init__(self, tk): # a `tokenizers.Tokenizer` whose ids 0, 1 are <pad>, <bos>
         if tk.token_to_id("<pad>") != 0 or tk.token_to_id("<bos>") != 1: raise ValueError("ids 0 and 1 must be <pad> and <bos>")
+        tk.encode_special_tokens = True   # text is data: a literal "<pad>" or "<bos>" is encoded as bytes, never as ids 0, 1
         self.tk, self.vocab_size = tk, tk.get_vocab_size()
     @classmethod
     def train(cls, texts, # iterable of training strings
