@@ -7,6 +7,7 @@ Docs: https://genbook.github.io/genbook/splats_data.html.md"""
 # %% ../../nbs/31_splats_data.ipynb #a6a5c600
 from __future__ import annotations
 import hashlib, json, math, os
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from .render import Cameras, look_at, intrinsics, orbit_cameras
 # %% auto #0
 __all__ = ['PRIMITIVES', 'PYVISTA_MESHES', 'LIGHT', 'pyvista_mesh_path', 'load_mesh', 'random_rotation', 'random_object',
            'render_mesh', 'random_cameras', 'make_multiview', 'save_multiview', 'load_multiview', 'cache_dir',
-           'MultiViewData', 'multiview']
+           'cache_lock', 'MultiViewData', 'multiview']
 
 # %% ../../nbs/31_splats_data.ipynb #9a2492ff
 PRIMITIVES = ("box", "sphere", "capsule", "cylinder", "cone", "torus")
@@ -138,10 +139,12 @@ def make_multiview(n_objects:int=16, views:int=8, size:int=32, seed:int=0, shape
     return {k: torch.stack(v) for k, v in out.items()}
 
 def save_multiview(d:dict, path:str|Path, meta:dict|None=None):
-    "Save a multi-view dict (images and cameras) with safetensors."
+    "Save a multi-view dict (images and cameras) with safetensors, atomically (a temporary file renamed into place)."
     from safetensors.torch import save_file
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in d.items()}, str(path), metadata={"genbook": json.dumps(meta or {})})
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in d.items()}, str(tmp), metadata={"genbook": json.dumps(meta or {})})
+    os.replace(tmp, path)
 
 def load_multiview(path:str|Path)->dict:
     "Load what `save_multiview` wrote; checks the keys and shapes."
@@ -155,6 +158,14 @@ def load_multiview(path:str|Path)->dict:
     return d
 
 def cache_dir()->Path: return Path(os.environ.get("GENBOOK_CACHE", Path.home() / ".cache" / "genbook"))
+
+@contextmanager
+def cache_lock(path:str|Path, # the cache file about to be read or built
+              ):
+    "An inter-process lock (`filelock`) held while one cache file is checked and built: the first process builds it, the others (ranks of one job, or other jobs) wait, then read it."
+    from filelock import FileLock
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"): yield
 
 class MultiViewData:
     "Objects seen from calibrated views, served as batches of all views (genbook's batch protocol)."
@@ -199,8 +210,9 @@ def multiview(split:str="train", # "train" or "test" (different objects)
     args = dict(n_objects=n, views=views, size=size, seed=s, shapes=sets[shapes])
     key = hashlib.sha1(json.dumps({**args, "v": 1}, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / f"multiview-{key}.safetensors"
-    if cache and path.is_file(): d = load_multiview(path)
+    if not cache: d = make_multiview(**args, progress=progress)
     else:
-        d = make_multiview(**args, progress=progress)
-        if cache: save_multiview(d, path, args)
+        with cache_lock(path):
+            if path.is_file(): d = load_multiview(path)
+            else: d = make_multiview(**args, progress=progress); save_multiview(d, path, args)
     return MultiViewData(d, random_input=(split == "train"), name=f"multiview-{split}")
