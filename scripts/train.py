@@ -134,6 +134,7 @@ def build_model(name, overrides, data):
     if hasattr(data, "levels"): derived["levels"] = data.levels
     if hasattr(data, "vocab_size"): derived["vocab_size"] = data.vocab_size
     if hasattr(data, "seq_len"): derived["max_len"] = data.seq_len
+    if hasattr(data, "frames"): derived["frames"] = data.frames
     for k, v in derived.items():
         if k in cfg and k not in overrides and cfg[k] != v:
             _, preset = MODELS.get(name)
@@ -192,7 +193,9 @@ def main(argv=None):
         y = torch.arange(nc).repeat_interleave(max(1, args.num_samples // nc))[: args.num_samples].to(tr.device) if nc else None
         n = len(y) if y is not None else args.num_samples
         with tr.gathered(), tr.ema_weights(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
-        if rank == 0: save_grid(xs, out / "samples.png", nrow=max(1, n // max(nc, 1)) if nc else None)
+        nrow = max(1, n // max(nc, 1)) if nc else None
+        if xs.ndim == 5: nrow, xs = xs.shape[1], xs[:, :, :3].flatten(0, 1)   # clips (n, F, C, H, W): one row per clip, the RGB channels
+        if rank == 0: save_grid(xs, out / "samples.png", nrow=nrow)
     elif args.num_samples and isinstance(model, Previewable) and test is not None:
         with tr.gathered(), tr.ema_weights(): xs = model.preview(test, n=max(1, min(8, args.num_samples)))
         if rank == 0: save_grid(xs, out / "samples.png", nrow=len(xs) // max(1, min(8, args.num_samples, len(test))))

@@ -26,6 +26,8 @@ CASES = {
     "dart-text": ("digits-captions", {}, dict(width=64, depth=1, T=4, text_len=16), IMG),
     "gpt": ("mult", dict(digits=1, test_size=20), dict(dim=32, depth=1), (Trainable, Evaluable)),
     "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
+    "wvd": ("clips", dict(n_clips=4, progress=False), dict(width=32, depth=2, head_dim=16), IMG),
+    "wvd-regress": ("clips", dict(n_clips=4, progress=False), dict(width=32, depth=2, head_dim=16), (Trainable, Evaluable, Previewable)),
 }
 SKIP = {}  # preset -> reason (e.g. it needs heavy pretrained parts)
 

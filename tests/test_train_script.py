@@ -262,3 +262,23 @@ def test_splatter_on_multiview(tmp_path):
     res = json.loads((tmp_path / "result.json").read_text())
     assert res["step"] == 6 and 0 < res["test_psnr"] < 60 and -1 <= res["test_ssim"] <= 1
     assert (tmp_path / "samples.png").is_file() and len(list((tmp_path / "cache").glob("multiview-*.safetensors"))) == 2
+
+
+@pytest.mark.parametrize("model", ["wvd", "wvd-regress"])
+def test_wvd_on_clips(model, tmp_path):
+    "--model wvd --data clips: the clip diffusion model (and its regression baseline) train through the same script; a frame count that differs from the preset's is refused unless asked for."
+    env = {"GENBOOK_CACHE": str(tmp_path / "cache")}
+    r = run(["--model", model, "--data", "clips", "--data-arg", "n_clips=8", "--data-arg", "frames=3", "--max-steps", "1", "--out", tmp_path / "x", "--no-progress"], env=env)
+    assert r.returncode != 0 and "has frames=4 but the data has frames=3" in r.stderr
+    r = ok(run(["--model", model, "--data", "clips", "--data-arg", "n_clips=8", "--data-arg", "frames=3", "--model-arg", "frames=3", "--model-arg", "width=32",
+                "--model-arg", "depth=2", "--model-arg", "head_dim=16", "--model-arg", "sample_steps=3" if model == "wvd" else "attention=full",
+                "--max-steps", "4", "--batch-size", "4", "--log-every", "2", "--num-samples", "2", "--out", tmp_path / "run", "--no-progress"], env=env))
+    assert "test val_loss:" in r.stdout
+    tmp_path = tmp_path / "run"
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["step"] == 4 and res["test_val_loss"] > 0
+    meta = json.loads(next((tmp_path / "checkpoints").glob("step_*/meta.json")).read_text())
+    assert meta["config"]["frames"] == 3
+    from PIL import Image
+    w, h = Image.open(tmp_path / "samples.png").size
+    assert w > h                                               # one row of frames per clip
