@@ -72,6 +72,12 @@ class BatchStream:
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) % 2**63)
         j = (a * self.world + self.rank) * self.micro
         b = self.data.get_batch(self.indices(step), g, keep=slice(j, j + self.micro))
+        for k, v in b.items():   # fail fast, naming the data items, rather than deep inside a model's loss
+            if torch.is_tensor(v) and v.is_floating_point() and v.ndim and len(v) == self.micro and not torch.isfinite(v).all():
+                bad = ~torch.isfinite(v.reshape(len(v), -1)).all(1)
+                items = self.indices(step)[j:j + self.micro][bad].tolist()
+                raise ValueError(f"step {step}: batch[{k!r}] holds NaN or inf in dataset item(s) {items[:8]}{' ...' if len(items) > 8 else ''} "
+                                 f"of {type(self.data).__name__}; fix or remove them")
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
 
 # %% ../nbs/03_train.ipynb #055f812c
