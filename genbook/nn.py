@@ -15,8 +15,8 @@ from einops import rearrange
 # %% auto #0
 __all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
            'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP', 'SwiGLU',
-           'modulate', 'check_cond', 'TransformerLayer', 'timestep_features', 'TimestepEmbedding', 'patchify',
-           'unpatchify', 'ResBlock', 'UNet']
+           'modulate', 'check_cond', 'TransformerLayer', 'CrossAttention', 'CrossAttentionLayer', 'timestep_features',
+           'TimestepEmbedding', 'patchify', 'unpatchify', 'ResBlock', 'UNet']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
 def causal_mask(T:int, # number of queries (the last T of the S keys)
@@ -277,6 +277,75 @@ class TransformerLayer(nn.Module):
             return x + self.mlp(self.norm2(x))
         sa, ca, ga, sm, cm, gm = self.ada(c).chunk(6, -1)   # DiT's order: shift, scale, gate (attention; MLP)
         x = x + ga[:, None] * self.attn(modulate(self.norm1(x), sa, ca), mask=mask, causal=causal, cache=cache, temp=temp, pos=pos)
+        return x + gm[:, None] * self.mlp(modulate(self.norm2(x), sm, cm))
+
+# %% ../nbs/02_nn.ipynb #ade1f9c1
+class CrossAttention(nn.Module):
+    "Multi-head attention of queries x (B, T, dim) over a context (B, S, ctx_dim)."
+    def __init__(self, dim:int, # query (and output) width
+                 ctx_dim:int|None=None, # context width (default: dim)
+                 head_dim:int=64, # channels per head
+                 bias:bool=True, # biases in the projections
+                 qk_norm:bool=False, # RMS-normalise queries and keys per head
+                ):
+        super().__init__()
+        if dim % head_dim: raise ValueError(f"width {dim} is not a multiple of head_dim {head_dim}")
+        self.dim, self.ctx_dim, self.head_dim, self.heads = dim, ctx_dim or dim, head_dim, dim // head_dim
+        self.q, self.kv = nn.Linear(dim, dim, bias=bias), nn.Linear(self.ctx_dim, 2 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.q_norm, self.k_norm = (RMSNorm32(head_dim), RMSNorm32(head_dim)) if qk_norm else (None, None)
+
+    def forward(self, x:torch.Tensor, # (B, T, dim) queries
+                ctx:torch.Tensor, # (B, S, ctx_dim) keys and values
+                mask:torch.Tensor|None=None, # boolean (T, S), (B, S) (key padding) or (B, 1, T, S); True = attend
+               )->torch.Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.dim: raise ValueError(f"x must be (B, T, {self.dim}), got {tuple(x.shape)}")
+        if ctx.ndim != 3 or ctx.shape[0] != x.shape[0] or ctx.shape[-1] != self.ctx_dim:
+            raise ValueError(f"ctx must be ({x.shape[0]}, S, {self.ctx_dim}), got {tuple(ctx.shape)}")
+        if ctx.shape[1] == 0: raise ValueError("ctx is empty (S = 0): there is nothing to attend to")
+        B, T, C = x.shape; S = ctx.shape[1]
+        q = self.q(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(ctx).view(B, S, 2 * self.heads, self.head_dim).transpose(1, 2).chunk(2, dim=1)
+        if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
+        if mask is not None and mask.shape == (B, S) and (T, S) != (B, S): mask = mask[:, None, None, :]
+        o = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
+        return self.proj(o.transpose(1, 2).reshape(B, T, C))
+
+class CrossAttentionLayer(nn.Module):
+    "Pre-norm cross-attention layer: x + attn(norm1(x), norm_ctx(ctx)); x + mlp(norm2(x)); optionally adaLN-Zero modulated by c."
+    def __init__(self, dim:int, # query width
+                 ctx_dim:int|None=None, # context width (default: dim)
+                 head_dim:int=64, # channels per head
+                 expansion:int=4, # MLP expansion
+                 norm:str="layer", # "layer" or "rms"
+                 mlp:str="gelu", # "gelu" or "swiglu"
+                 qk_norm:bool=False, # RMS-normalise queries and keys per head
+                 adaln:int=0, # >0: adaLN-Zero conditioning of this width (forward then needs c)
+                ):
+        super().__init__()
+        if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+        if mlp not in MLPS: raise ValueError(f"mlp must be one of {list(MLPS)}, got {mlp!r}")
+        if adaln < 0: raise ValueError(f"adaln must be >= 0, got {adaln}")
+        mk = (lambda: LayerNorm32(dim, eps=1e-6, elementwise_affine=False)) if adaln and norm == "layer" else (lambda: NORMS[norm](dim))
+        self.norm1, self.norm_ctx = mk(), NORMS[norm](ctx_dim or dim)
+        self.attn = CrossAttention(dim, ctx_dim, head_dim, qk_norm=qk_norm)
+        self.norm2, self.mlp = mk(), MLPS[mlp](dim, expansion)
+        self.adaln = adaln
+        if adaln:
+            self.ada = nn.Sequential(nn.SiLU(), nn.Linear(adaln, 6 * dim))
+            nn.init.zeros_(self.ada[1].weight); nn.init.zeros_(self.ada[1].bias)
+    def forward(self, x, # (B, T, dim) queries
+                ctx, # (B, S, ctx_dim) context
+                mask=None, # boolean attention mask (see `CrossAttention.forward`)
+                c:torch.Tensor|None=None, # (B, adaln) adaLN conditioning (only with adaln > 0)
+               ):
+        check_cond(c, self.adaln, x.shape[0])
+        ctx = self.norm_ctx(ctx)
+        if not self.adaln:
+            x = x + self.attn(self.norm1(x), ctx, mask=mask)
+            return x + self.mlp(self.norm2(x))
+        sa, ca, ga, sm, cm, gm = self.ada(c).chunk(6, -1)
+        x = x + ga[:, None] * self.attn(modulate(self.norm1(x), sa, ca), ctx, mask=mask)
         return x + gm[:, None] * self.mlp(modulate(self.norm2(x), sm, cm))
 
 # %% ../nbs/02_nn.ipynb #0f2a935b
