@@ -28,6 +28,10 @@ CASES = {
     "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
     "wvd": ("clips", dict(n_clips=4, progress=False), dict(width=32, depth=2, head_dim=16), IMG),
     "wvd-regress": ("clips", dict(n_clips=4, progress=False), dict(width=32, depth=2, head_dim=16), (Trainable, Evaluable, Previewable)),
+    "shapetokens": ("shapes", dict(n_shapes=4, points=256, num_points=96, progress=False),
+                    dict(width=32, depth=1, enc_depth=1, head_dim=16, num_tokens=4, cond_points=64, flow_points=32), (Trainable, Evaluable, Previewable)),
+    "pointcloud-ae": ("shapes", dict(n_shapes=4, points=256, num_points=96, progress=False),
+                      dict(latent=32, hidden=32, out_points=64, cond_points=64), (Trainable, Evaluable, Previewable)),
 }
 SKIP = {}  # preset -> reason (e.g. it needs heavy pretrained parts)
 
