@@ -130,6 +130,8 @@ def build_model(name, overrides, data):
     derived = {}
     if shape is not None and len(shape) == 3:
         derived.update(in_channels=shape[0], img_size=shape[1])
+    if shape is not None and len(shape) == 5:                       # stacks of per-view images (V, A, C, H, W): splat attributes
+        derived.update(views=shape[0], img_size=shape[-1])
     if hasattr(data, "num_classes"): derived["num_classes"] = data.num_classes
     if hasattr(data, "levels"): derived["levels"] = data.levels
     if hasattr(data, "vocab_size"): derived["vocab_size"] = data.vocab_size

@@ -11,6 +11,8 @@ import_presets()
 
 # preset -> (dataset preset, dataset arguments, model overrides that make it tiny, protocols it must satisfy)
 IMG = (Trainable, Sampler, Evaluable)
+ZDATA = dict(n_objects=4, size=16, fit_views=2, extra_views=1, heldout_views=1, steps=3, progress=False)   # 4 objects fitted in 3 steps
+ZSMALL = dict(views=2, img_size=16, width=32, depth=1, head_dim=16, cond_depth=1, sample_steps=2)
 CASES = {
     "tarflow-digits": ("digits", {}, dict(width=64, layers_per_block=1, num_blocks=2), IMG),
     "tarflow": ("digits", {}, dict(in_channels=1, img_size=8, patch_size=2, num_classes=10, levels=17,
@@ -32,6 +34,8 @@ CASES = {
                     dict(width=32, depth=1, enc_depth=1, head_dim=16, num_tokens=4, cond_points=64, flow_points=32), (Trainable, Evaluable, Previewable)),
     "pointcloud-ae": ("shapes", dict(n_shapes=4, points=256, num_points=96, progress=False),
                       dict(latent=32, hidden=32, out_points=64, cond_points=64), (Trainable, Evaluable, Previewable)),
+    "zero1tog": ("splat-attributes", ZDATA, ZSMALL, (Trainable, Evaluable, Previewable)),
+    "zero1tog-image": ("splat-attributes", ZDATA, ZSMALL, (Trainable, Evaluable, Previewable)),
 }
 SKIP = {}  # preset -> reason (e.g. it needs heavy pretrained parts)
 

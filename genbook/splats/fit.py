@@ -272,16 +272,30 @@ def load_splat_attributes(path:str|Path)->dict:
 class SplatAttributeData:
     "Fitted splats as Zero-1-to-G attribute images, with the views and cameras (genbook's batch protocol)."
     def __init__(self, d:dict, # from fit_dataset / load_splat_attributes
-                 name:str="splat-attributes"):
+                 name:str="splat-attributes",
+                 random_input:bool=False, # batches drawn with a generator (training) roll the fit views by a random shift, so any fit view can be the input
+                ):
         _check_attrs(d, name)
-        self.d, self.name = d, name
+        self.d, self.name, self.random_input = d, name, random_input
         self.n_fit, self.n_extra, self.n_heldout = (int(x) for x in d["split"])
     @property
     def shape(self): return tuple(self.d["attrs"].shape[1:])
     def __len__(self): return len(self.d["attrs"])
-    def get_batch(self, idx, generator=None)->dict:
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        return {k: self.d[k][idx] for k in ("images", "w2c", "K", "attrs")}
+    def get_batch(self, idx, # item indices (B,)
+                  generator=None, # torch.Generator of the view shifts (random_input); None: view 0 is the input
+                  keep=slice(None), # rows kept after drawing for all of idx (a rank's share)
+                 )->dict:
+        "{'attrs': (B, V, 5, 3, H, W), 'images' (B, V_all, 3, H, W), 'w2c', 'K'}: the fit views first, then the extra and held-out views."
+        idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+        b = {k: self.d[k][idx[keep]] for k in ("images", "w2c", "K", "attrs")}
+        if not (self.random_input and generator is not None): return b
+        V = self.n_fit
+        shift = torch.randint(V, (len(idx),), generator=generator)[keep]
+        order = (torch.arange(V)[None] + shift[:, None]) % V                # a cyclic shift keeps the fit views' relative azimuths
+        rows = torch.arange(len(order))[:, None]
+        for k in ("images", "w2c", "K"): b[k] = torch.cat([b[k][:, :V][rows, order], b[k][:, V:]], 1)
+        b["attrs"] = b["attrs"][rows, order]
+        return b
     def cameras(self, i:int, views=slice(None))->Cameras:
         "Cameras of item `i` (all its views, or `views`)."
         H, W = self.d["images"].shape[-2:]
@@ -300,6 +314,7 @@ def splat_attributes(split:str="train", # "train" or "test" (the multiview split
                      size:int=32, seed:int=0, shapes:str="primitives", # multiview settings
                      fit_views:int=4, extra_views:int=2, heldout_views:int=2, # views per object (split_views)
                      steps:int=100, lr:float=1.0, batch_size:int=8, # fit settings
+                     random_input:bool=False, # training batches roll the fit views so that any of them is the input (see SplatAttributeData)
                      build:bool=True, # build a missing cache (else raise FileNotFoundError)
                      progress:bool=True)->SplatAttributeData:
     "The attribute-image data set, fitted once and cached under `$GENBOOK_CACHE`."
@@ -309,8 +324,8 @@ def splat_attributes(split:str="train", # "train" or "test" (the multiview split
     args = dict(split=split, n=n, size=size, seed=seed, shapes=shapes, views=[list(v) for v in views], steps=steps, lr=lr, v=1)
     key = hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / f"splat-attributes-{key}.safetensors"
-    if path.is_file(): return SplatAttributeData(load_splat_attributes(path), name=f"splat-attributes-{split}")
+    if path.is_file(): return SplatAttributeData(load_splat_attributes(path), name=f"splat-attributes-{split}", random_input=random_input)
     if not build: load_splat_attributes(path)                               # raises the clear "not found" error
     mv = multiview(split, n_objects=n, views=V, size=size, seed=seed, shapes=shapes, progress=progress)
     d = fit_dataset(mv, views, steps=steps, lr=lr, batch_size=batch_size, path=path, progress=progress)
-    return SplatAttributeData(d, name=f"splat-attributes-{split}")
+    return SplatAttributeData(d, name=f"splat-attributes-{split}", random_input=random_input)

@@ -17,7 +17,7 @@ from .render import Cameras, Gaussians, render
 from .decoders import splatter_to_gaussians, splatter_channels
 
 # %% auto #0
-__all__ = ['SplatterNet', 'evaluate_reconstructor', 'splatter']
+__all__ = ['SplatterNet', 'evaluate_reconstructor', 'preview_reconstructor', 'splatter']
 
 # %% ../../nbs/33_splatter.ipynb #04e802dd
 class SplatterNet(nn.Module):
@@ -78,11 +78,7 @@ class SplatterNet(nn.Module):
     @torch.no_grad()
     def preview(self, data, n:int=8)->torch.Tensor:
         "Images in [-1, 1] for a grid: per object, the input, then predicted and true novel views alternating."
-        dev = next(self.parameters()).device
-        b = {k: v.to(dev) for k, v in data.get_batch(torch.arange(min(n, len(data)))).items()}
-        with eval_mode(self): pred = self.render_views(b).clamp(0, 1)
-        rows = [torch.cat([b["images"][i, :1], torch.stack([x for v in range(1, pred.shape[1]) for x in (pred[i, v], b["images"][i, v])])]) for i in range(len(pred))]
-        return torch.cat(rows).cpu() * 2 - 1
+        return preview_reconstructor(self, data, n)
 
 
 # %% ../../nbs/33_splatter.ipynb #683e5993
@@ -90,6 +86,7 @@ def evaluate_reconstructor(model:nn.Module, # a reconstructor with `render_views
                            data, # held-out MultiViewData (batch protocol)
                            n:int|None=None, # the first n objects (default: all)
                            batch_size:int=16, # objects rendered at once
+                           **kw, # passed to `model.render_views(batch, **kw)` (e.g. a generative model's sampling noise)
                           )->dict:
     "PSNR and SSIM (torchmetrics, data range 1, per image then averaged) of novel-view renders, and of copying the input view."
     from torchmetrics.functional.image import peak_signal_noise_ratio as psnr, structural_similarity_index_measure as ssim
@@ -101,7 +98,7 @@ def evaluate_reconstructor(model:nn.Module, # a reconstructor with `render_views
         for b in iter_batches(data, batch_size, device=dev):
             b = {k: v[:n - done] for k, v in b.items()}                     # the first n objects only
             done += len(b["images"])
-            pred = model.render_views(b).clamp(0, 1)[:, 1:].flatten(0, 1)
+            pred = model.render_views(b, **kw).clamp(0, 1)[:, 1:].flatten(0, 1)
             tgt = b["images"][:, 1:].flatten(0, 1)
             copy = b["images"][:, :1].expand_as(b["images"][:, 1:]).flatten(0, 1)
             for name, p in (("", pred), ("_input_copy", copy)):
@@ -109,6 +106,18 @@ def evaluate_reconstructor(model:nn.Module, # a reconstructor with `render_views
                 res["ssim" + name].append(ssim(p, tgt, data_range=1.0, reduction="none"))
             if done >= n: break
     return {k: torch.cat(v).mean().item() for k, v in res.items()}
+
+def preview_reconstructor(model:nn.Module, # a reconstructor with `render_views(batch)` (view 0 is the input)
+                          data, # multi-view data (batch protocol)
+                          n:int=8, # objects
+                          **kw, # passed to `model.render_views`
+                         )->torch.Tensor:
+    "Images in [-1, 1] for a grid: per object, the input, then predicted and true novel views alternating."
+    dev = next(model.parameters()).device
+    b = {k: v.to(dev) for k, v in data.get_batch(torch.arange(min(n, len(data)))).items()}
+    with eval_mode(model): pred = model.render_views(b, **kw).clamp(0, 1)
+    rows = [torch.cat([b["images"][i, :1], torch.stack([x for v in range(1, pred.shape[1]) for x in (pred[i, v], b["images"][i, v])])]) for i in range(len(pred))]
+    return torch.cat(rows).cpu() * 2 - 1
 
 
 # %% ../../nbs/33_splatter.ipynb #9e902866
