@@ -311,6 +311,7 @@ class SplatAttributeData:
 @DATA.register("splat-attributes", help="multiview objects fitted with per-pixel splats, packed as Zero-1-to-G attribute images (cached)")
 def splat_attributes(split:str="train", # "train" or "test" (the multiview splits: different objects)
                      n_objects:int|None=None, # default: 256 train / 32 test
+                     n_test:int|None=None, # objects of the test split when it should differ from n_objects (train.py passes the same arguments to both splits)
                      size:int=32, seed:int=0, shapes:str="primitives", # multiview settings
                      fit_views:int=4, extra_views:int=2, heldout_views:int=2, # views per object (split_views)
                      steps:int=100, lr:float=1.0, batch_size:int=8, # fit settings
@@ -318,7 +319,7 @@ def splat_attributes(split:str="train", # "train" or "test" (the multiview split
                      build:bool=True, # build a missing cache (else raise FileNotFoundError)
                      progress:bool=True)->SplatAttributeData:
     "The attribute-image data set, fitted once and cached under `$GENBOOK_CACHE`."
-    n = n_objects or (256 if split == "train" else 32)
+    n = (n_test if split == "test" and n_test else None) or n_objects or (256 if split == "train" else 32)
     V = fit_views + extra_views + heldout_views
     views = split_views(V, fit_views, extra_views)
     args = dict(split=split, n=n, size=size, seed=seed, shapes=shapes, views=[list(v) for v in views], steps=steps, lr=lr, v=1)
