@@ -262,6 +262,8 @@ def test_splatter_on_multiview(tmp_path):
     res = json.loads((tmp_path / "result.json").read_text())
     assert res["step"] == 6 and 0 < res["test_psnr"] < 60 and -1 <= res["test_ssim"] <= 1
     assert (tmp_path / "samples.png").is_file() and len(list((tmp_path / "cache").glob("multiview-*.safetensors"))) == 2
+    from genbook.eval.compare import load_run                  # the run reloads through its preset (the factory takes every config key)
+    assert type(load_run(tmp_path, preset="splatter")).__name__ == "SplatterNet"
 
 
 @pytest.mark.parametrize("model", ["wvd", "wvd-regress"])

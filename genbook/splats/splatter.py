@@ -124,6 +124,6 @@ def preview_reconstructor(model:nn.Module, # a reconstructor with `render_views(
 @MODELS.register("splatter", help="Splatter Image single-view reconstructor (U-Net -> per-pixel Gaussians), data: multiview",
                  train=dict(max_steps=2000, batch_size=8, lr=1e-3, warmup=100))
 def splatter(in_channels:int=3, img_size:int=32, width:int=32, mults:tuple=(1, 2, 4), blocks:int=1, sh_degree:int=0,
-             near:float=0.8, far:float=3.2, scale_init:float=0.02, opacity_init:float=-2.0, input_weight:float=1.0)->SplatterNet:
+             near:float=0.8, far:float=3.2, scale_init:float=0.02, opacity_init:float=-2.0, input_weight:float=1.0, bg:float=1.0)->SplatterNet:
     "The Splatter Image reconstructor at CPU size (1.3M parameters at width 32)."
-    return SplatterNet(in_channels, img_size, width, mults, blocks, sh_degree, near, far, scale_init, opacity_init, input_weight)
+    return SplatterNet(in_channels, img_size, width, mults, blocks, sh_degree, near, far, scale_init, opacity_init, input_weight, bg)
