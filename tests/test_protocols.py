@@ -64,6 +64,8 @@ def test_preset_follows_the_protocol(name, tiny_vae, tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = MODELS.build(name, **overrides)
     for P in protocols: assert isinstance(model, P), f"{name} is not {P.__name__}"
+    cfg = getattr(model, "config", None)                      # load_run rebuilds a run from its saved config via the factory
+    if cfg is not None: assert type(MODELS.get(name)[0](**cfg)) is type(model), f"{name}: the factory does not rebuild its model from model.config"
     batch = data.get_batch(torch.arange(4), torch.Generator().manual_seed(0))
     assert check_batch(batch) == 4
     out = model.loss(batch)

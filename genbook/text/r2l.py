@@ -402,8 +402,8 @@ GPT.evaluate = evaluate_gpt
 
 @MODELS.register("gpt", help="GPT language model (genbook.nn); 3 layers x 128 for the CPU R2L study",
                  train=dict(max_steps=4000, batch_size=128, lr=1e-3, warmup=100))
-def gpt_model(vocab_size:int=14, dim:int=128, depth:int=3, head_dim:int=32, max_len:int=64):
-    return GPT(vocab_size, dim, depth, head_dim, max_len)
+def gpt_model(vocab_size:int=14, dim:int=128, depth:int=3, head_dim:int=32, max_len:int=64, pad_id:int=0):
+    return GPT(vocab_size, dim, depth, head_dim, max_len, pad_id)
 
 # %% ../../nbs/50_r2l.ipynb #d04fd3b9
 def exact_mult_entropy(digits:int=2)->dict:
