@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SH_C0', 'SH_C1', 'ALPHA_MIN', 'ALPHA_MAX', 'BLUR', 'Cameras', 'intrinsics', 'look_at', 'orbit_cameras', 'rgb_to_sh0',
-           'sh0_to_rgb', 'quat_to_rotmat', 'eval_sh', 'Gaussians', 'random_gaussians', 'Projected', 'project',
-           'pixel_pairs', 'render', 'render_dense', 'turntable', 'polyscope_image', 'view_widget']
+__all__ = ['SH_C0', 'SH_C1', 'ALPHA_MIN', 'ALPHA_MAX', 'BLUR', 'LOG_SCALE_MAX', 'Cameras', 'intrinsics', 'look_at',
+           'orbit_cameras', 'rgb_to_sh0', 'sh0_to_rgb', 'quat_to_rotmat', 'eval_sh', 'Gaussians', 'random_gaussians',
+           'Projected', 'project', 'pixel_pairs', 'render', 'render_dense', 'turntable', 'polyscope_image',
+           'view_widget']
 
 # %% ../../nbs/30_splats_render.ipynb #5380d678
 def _check(cond, msg):
@@ -207,6 +208,7 @@ def random_gaussians(n:int, # number of Gaussians
 
 # %% ../../nbs/30_splats_render.ipynb #165bc976
 ALPHA_MIN, ALPHA_MAX, BLUR = 1 / 255, 0.99, 0.3
+LOG_SCALE_MAX = 60.   # log standard deviations are capped here in the projection (e^60 ~ 1e26 world units: such a Gaussian is flat over any image)
 
 @dataclass
 class Projected:
@@ -237,7 +239,11 @@ def project(g:Gaussians, # Gaussians, batch shape (B,) after flattening
             cov:torch.Tensor|None=None, # (B, N, 3, 3) world covariances overriding scales/rotations (e.g. deformed (F L)(F L)^T)
            )->Projected:
     "EWA projection of the Gaussians of each view."
-    cov = (g.covariances() if cov is None else cov)[gidx]    # (V, N, 3, 3)
+    # The covariance path runs in float64: a float32 det(cov2d) overflows from log-scales of about 30 (a finite image, NaN gradients)
+    if cov is None:
+        Ms = quat_to_rotmat(g.quats.double()) * g.log_scales.double().clamp_max(LOG_SCALE_MAX).exp()[..., None, :]
+        cov = Ms @ Ms.transpose(-1, -2)
+    cov = cov.double()[gidx]                                   # (V, N, 3, 3)
     means, W, t = g.means[gidx], cams.w2c[:, None, :3, :3], cams.w2c[:, None, :3, 3]
     p = (W @ means[..., None])[..., 0] + t                     # (V, N, 3) camera coordinates
     z = p[..., 2]
@@ -251,11 +257,13 @@ def project(g:Gaussians, # Gaussians, batch shape (B,) after flattening
     ty = torch.minimum(torch.maximum(p[..., 1] / zs, -(cy / fy + 0.3 * tany)), (cams.height - cy) / fy + 0.3 * tany) * zs
     zero = torch.zeros_like(zs)
     J = torch.stack([fx / zs, zero, -fx * tx / zs ** 2, zero, fy / zs, -fy * ty / zs ** 2], -1).reshape(*zs.shape, 2, 3)
-    M = J @ W
-    cov2d = M @ cov @ M.transpose(-1, -2) + BLUR * torch.eye(2, dtype=zs.dtype, device=zs.device)
+    M = (J @ W).double()
+    cov2d = M @ cov @ M.transpose(-1, -2) + BLUR * torch.eye(2, dtype=torch.float64, device=zs.device)
     a, b, c = cov2d[..., 0, 0], cov2d[..., 0, 1], cov2d[..., 1, 1]
     det = (a * c - b * b).clamp_min(1e-12)
-    conic = torch.stack([c / det, -b / det, a / det], -1)
+    conic = torch.stack([c / det, -b / det, a / det], -1).to(zs.dtype)
+    big = (a + c).detach().clamp_min(1e30)[..., None, None] / 1e30   # scale footprints beyond 1e15 pixels down to fit the dtype (the box is clipped to the image anyway)
+    cov2d = (cov2d / big).to(zs.dtype)
     dirs = means - cams.centers[:, None]
     rgb = eval_sh(g.sh[gidx], dirs)
     return Projected(uv, conic, cov2d, z, g.opacities[gidx], rgb, visible)
