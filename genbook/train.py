@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/train.html.md"""
 
 # %% ../nbs/03_train.ipynb #8081310d
 from __future__ import annotations
-import os, json, math, time, random, contextlib, warnings, signal, threading
+import os, json, math, time, random, contextlib, warnings, signal, threading, shutil
 from pathlib import Path
 import numpy as np
 import torch
@@ -19,9 +19,9 @@ from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Tr
 
 # %% auto #0
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
-           'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'check_checkpoint',
-           'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback', 'EvalCallback',
-           'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'TrainingDiverged',
+           'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'read_meta',
+           'check_checkpoint', 'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback',
+           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'TrainingDiverged',
            'TrainingInterrupted', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #12a548d6
@@ -193,10 +193,22 @@ def find_checkpoint(path:str|Path)->Path:
     for d in (p, p/"checkpoints"):
         if (d/"meta.json").is_file(): return d
         if (d/"latest").is_file():
-            c = d/(d/"latest").read_text().strip()
+            name = (d/"latest").read_text().strip()
+            if not name: raise CheckpointError(f"{d/'latest'} is empty (a run killed while writing it?); pass a step folder of {d} to resume from")
+            c = d/name
             if not (c/"meta.json").is_file(): raise CheckpointError(f"{d/'latest'} points to {c}, which is not a checkpoint")
             return c
     raise CheckpointError(f"no checkpoint in {p} (expected meta.json, or checkpoints/latest)")
+
+def read_meta(d:Path)->dict:
+    "A checkpoint's meta.json, or a `CheckpointError` naming the file."
+    f = Path(d)/"meta.json"
+    try: meta = json.loads(f.read_text())
+    except FileNotFoundError: raise CheckpointError(f"{f} not found: {d} is not a checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{f} is corrupt (not JSON: {e})") from None
+    if not isinstance(meta, dict) or not {"model", "engine", "step"} <= set(meta):
+        raise CheckpointError(f"{f} is not a genbook checkpoint record (expected keys model, engine, step)")
+    return meta
 
 def check_checkpoint(d:Path, # a checkpoint folder
                      model:nn.Module, # the model it should fit
@@ -204,7 +216,7 @@ def check_checkpoint(d:Path, # a checkpoint folder
                      train:dict|None=None, # this run's schedule, e.g. {"lr": 1e-3, "warmup": 100, "max_steps": 1000}
                     )->dict:
     "The checkpoint's meta.json, after checking model class, config, engine and schedule against this run."
-    meta = json.loads((d/"meta.json").read_text())
+    meta = read_meta(d)
     if meta["model"] != type(model).__name__:
         raise CheckpointError(f"checkpoint {d} holds a {meta['model']}, not a {type(model).__name__}")
     mine, theirs = model_config(model), meta.get("config", {})
@@ -229,10 +241,17 @@ def _zero_loss(module):
     return sum((p.reshape(-1)[:1] * 0).sum() for p in module.parameters() if p.requires_grad)
 
 def read_metrics(path:str|Path)->list:
-    "The records of a metrics.jsonl file."
+    "The records of a metrics.jsonl file; a cut-off last line (a run killed while writing it) is dropped with a warning."
     p = Path(path)
     p = p/"metrics.jsonl" if p.is_dir() else p
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+    lines = [(i, l) for i, l in enumerate(p.read_text().splitlines(), 1) if l.strip()]
+    out = []
+    for i, l in lines:
+        try: out.append(json.loads(l))
+        except json.JSONDecodeError as e:
+            if i == lines[-1][0]: warnings.warn(f"{p}:{i}: last record cut off (the run was killed while writing it?); dropped"); break
+            raise ValueError(f"{p}:{i}: not a JSON record ({e})") from None
+    return out
 
 
 # %% ../nbs/03_train.ipynb #a499ae9f
@@ -344,7 +363,12 @@ def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
                      device:torch.device, # where the engine runs
                     )->dict:
     "The DeepSpeed config the trainer runs: batch sizes, clipping and bf16 filled in; optimizer and scheduler refused."
-    cfg = dict(load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg)
+    src = cfg if isinstance(cfg, (str, Path)) else "the DeepSpeed config"
+    cfg = load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg
+    if not isinstance(cfg, dict): raise ValueError(f"{src} must hold a JSON object ({{...}}), got a {type(cfg).__name__}")
+    cfg = dict(cfg)
+    ga = cfg.get("gradient_accumulation_steps", accum)
+    if not (isinstance(ga, int) and not isinstance(ga, bool) and ga >= 1): raise ValueError(f"{src}: gradient_accumulation_steps must be an integer >= 1, got {ga!r}")
     for k in ("optimizer", "scheduler"):
         if k in cfg: raise ValueError(f"DeepSpeed config declares '{k}': genbook builds AdamW and the cosine schedule in code; remove it")
     if cfg.get("fp16", {}).get("enabled") and device.type == "cpu": raise ValueError("fp16 is not supported on CPU; use bf16")
@@ -397,18 +421,23 @@ class Trainer:
                  deepspeed_config:str|Path|dict|None=None, # DeepSpeed JSON config: train with a DeepSpeed engine
                  progress:bool=True, # tqdm progress bar on rank 0
                  max_skipped:int=50, # stop with `TrainingDiverged` after this many consecutive skipped steps (0: never)
+                 keep_checkpoints:int=0, # keep only the newest this many step checkpoints in the run folder (0: all)
                 ):
         if max_steps < 1: raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0): raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         if max_skipped < 0: raise ValueError(f"max_skipped must be >= 0 (0: never stop), got {max_skipped}")
+        for k, v, lo in (("log_every", log_every, 1), ("accum", accum, 1), ("ckpt_every", ckpt_every, 0), ("eval_every", eval_every, 0),
+                         ("warmup", warmup, 0), ("keep_checkpoints", keep_checkpoints, 0)):
+            if not (isinstance(v, int) and v >= lo): raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
         if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and math.isfinite(grad_clip) and grad_clip >= 0):
             raise ValueError(f"grad_clip must be a finite number >= 0 (None or 0: no clipping), got {grad_clip!r}")
         if not isinstance(model, Trainable): raise TypeError(f"{type(model).__name__} has no loss(batch) method")
         self.model, self.data, self.out, self.ds = model, data, (Path(out) if out is not None else None), deepspeed_config is not None
         self.__dict__.update(dict(batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, warmup=warmup,
             weight_decay=weight_decay, betas=tuple(betas), grad_clip=grad_clip, bf16=bf16, accum=accum, seed=seed,
-            log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress, max_skipped=max_skipped))
+            log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress, max_skipped=max_skipped,
+            keep_checkpoints=keep_checkpoints))
         self.rank, self.world, self.device = setup_distributed(self.ds)
         if bf16 and autocast_dtype(self.device) is None:
             why = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16/AMX" if self.device.type == "cpu" else "no bf16 support"
@@ -500,26 +529,45 @@ class Trainer:
             with open(self.out/"metrics.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
 
     def save_checkpoint(self, path:str|Path|None=None)->Path:
-        "Write a checkpoint of the current step (every rank must call this)."
+        "Write a checkpoint of the current step (every rank must call this): into `<name>.tmp`, renamed when complete, then `latest` is repointed."
         d = Path(path) if path is not None else self.out/"checkpoints"/f"step_{self.step:07d}"
         if self._any(any(not torch.isfinite(p).all() for p in self.model.parameters())):
             raise TrainingDiverged(f"non-finite weights at step {self.step}: no checkpoint written; {self._last_checkpoint()}")
-        d.mkdir(parents=True, exist_ok=True)
-        state = {"step": self.step, "skipped": self.skipped, "dropped": self.dropped, "scheduler": self.sched.state_dict()}
-        if self.engine is not None: self.engine.save_checkpoint(str(d/"deepspeed"), tag="state", client_state={})
-        else: state["optimizer"] = self.opt.state_dict()
-        with self.gathered():
-            if self.rank == 0: save_weights(self.model, d/"model.safetensors", metadata={"step": self.step})
-        if self.ema is not None and self.rank == 0: self.ema.save(d/"ema.safetensors")
-        torch.save(rng_state(), d/f"rng_{self.rank}.pt")
-        if self.rank == 0:
-            torch.save(state, d/"state.pt")
-            meta = {"model": type(self.model).__name__, "config": model_config(self.model), "step": self.step,
-                    "world_size": self.world, "engine": "deepspeed" if self.ds else "torch", "train": self._schedule()}
-            (d/"meta.json").write_text(json.dumps(meta, indent=1, default=str))
-            (d.parent/"latest").write_text(d.name)
+        tmp = d.with_name(d.name + ".tmp")   # a crash or a full disk mid-write leaves only this; `latest` still names the last complete one
+        if self.rank == 0 and tmp.exists(): shutil.rmtree(tmp)
+        if self.world > 1: dist.barrier()
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            state = {"step": self.step, "skipped": self.skipped, "dropped": self.dropped, "scheduler": self.sched.state_dict()}
+            if self.engine is not None: self.engine.save_checkpoint(str(tmp/"deepspeed"), tag="state", client_state={})
+            else: state["optimizer"] = self.opt.state_dict()
+            with self.gathered():
+                if self.rank == 0: save_weights(self.model, tmp/"model.safetensors", metadata={"step": self.step})
+            if self.ema is not None and self.rank == 0: self.ema.save(tmp/"ema.safetensors")
+            torch.save(rng_state(), tmp/f"rng_{self.rank}.pt")
+            if self.world > 1: dist.barrier()
+            if self.rank == 0:
+                torch.save(state, tmp/"state.pt")
+                meta = {"model": type(self.model).__name__, "config": model_config(self.model), "step": self.step,
+                        "world_size": self.world, "engine": "deepspeed" if self.ds else "torch", "train": self._schedule()}
+                (tmp/"meta.json").write_text(json.dumps(meta, indent=1, default=str))
+                old = d.with_name(d.name + ".old")
+                if d.exists(): os.replace(d, old)      # the same step saved again
+                os.replace(tmp, d)
+                if old.exists(): shutil.rmtree(old)
+                (d.parent/"latest.tmp").write_text(d.name); os.replace(d.parent/"latest.tmp", d.parent/"latest")
+                self._prune(d)
+        except OSError as e:
+            if self.rank == 0: shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"could not write checkpoint {d} ({e.strerror or e}); {self._last_checkpoint()} (still valid)") from e
         if self.world > 1: dist.barrier()
         return d
+
+    def _prune(self, keep:Path):
+        "Remove step checkpoints beyond the newest `keep_checkpoints` (never `keep`, the one just written)."
+        if not self.keep_checkpoints: return
+        steps = sorted(p for p in keep.parent.glob("step_*") if p.is_dir() and p.name[5:].isdigit() and p != keep)
+        for p in steps[:max(0, len(steps) - (self.keep_checkpoints - 1))]: shutil.rmtree(p, ignore_errors=True)
 
     def _schedule(self)->dict: return dict(lr=self.lr, warmup=self.warmup, max_steps=self.max_steps)
 
@@ -545,7 +593,7 @@ class Trainer:
         d = find_checkpoint(path)
         check_checkpoint(d, self.model, "deepspeed" if self.ds else "torch", train=self._schedule())
         try: state = torch.load(d/"state.pt", weights_only=True)
-        except Exception as e: raise CheckpointError(f"cannot read {d/'state.pt'}: {e}") from None
+        except Exception as e: raise CheckpointError(f"cannot read {d/'state.pt'} (corrupt or truncated): {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
         if self.engine is not None:
             lp, _ = self.engine.load_checkpoint(str(d/"deepspeed"), tag="state")
             if lp is None: raise CheckpointError(f"DeepSpeed could not load {d/'deepspeed'}")
@@ -559,7 +607,10 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.skipped, self.dropped = state["step"], state["skipped"], state["dropped"]
         rf = d/f"rng_{self.rank}.pt"
-        if rf.is_file(): set_rng_state(torch.load(rf, weights_only=True))
+        if rf.is_file():
+            try: rng = torch.load(rf, weights_only=True)
+            except Exception as e: raise CheckpointError(f"cannot read {rf} (corrupt or truncated): {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+            set_rng_state(rng)
         elif self.rank == 0: warnings.warn(f"{rf} missing (checkpoint written with another world size?): RNG streams differ from the original run")
         if self.out is not None and self.rank == 0 and (self.out/"metrics.jsonl").is_file():  # drop records past the checkpoint
             recs = [r for r in read_metrics(self.out/"metrics.jsonl") if r.get("step", 0) <= self.step]

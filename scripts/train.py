@@ -56,7 +56,8 @@ def get_parser():
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
     p.add_argument("--max-skipped", type=int, default=50, help="stop with an error after this many consecutive skipped (non-finite) steps (0: never)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric records")
-    p.add_argument("--ckpt-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
+    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (0: only at the end; default: every tenth of the run, so a killed run loses at most a tenth)")
+    p.add_argument("--keep-checkpoints", type=int, default=3, help="keep the newest this many step checkpoints (0: all)")
     p.add_argument("--num-samples", type=int, default=100, help="images in samples.png (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list model and dataset presets and exit")
@@ -76,11 +77,35 @@ def check_args(p, args):
     if args.warmup is not None and args.warmup < 0: p.error(f"--warmup must be >= 0, got {args.warmup}")
     if args.max_skipped < 0: p.error(f"--max-skipped must be >= 0 (0: never stop), got {args.max_skipped}")
     if args.until is not None and args.until < 1: p.error(f"--until must be a step >= 1 (omit it to train to --max-steps), got {args.until}")
+    if args.log_every < 1: p.error(f"--log-every must be >= 1, got {args.log_every}")
+    if args.ckpt_every is not None and args.ckpt_every < 0: p.error(f"--ckpt-every must be >= 0 (0: only at the end), got {args.ckpt_every}")
+    if args.keep_checkpoints < 0: p.error(f"--keep-checkpoints must be >= 0 (0: all), got {args.keep_checkpoints}")
+    if args.num_samples < 0: p.error(f"--num-samples must be >= 0 (0: none), got {args.num_samples}")
+
+
+def check_types(overrides, defaults, flag):
+    "A --model-arg / --data-arg value that cannot be of its parameter's type (text for a number or a switch) ends here, not deep in torch."
+    for k, v in overrides.items():
+        d = defaults.get(k)
+        if not isinstance(v, str) or d is None or isinstance(d, str): continue
+        if isinstance(d, bool): raise ValueError(f"{flag} {k}={v}: expected true or false (default {d})")
+        if isinstance(d, (int, float)): raise ValueError(f"{flag} {k}={v}: expected a number (default {d!r})")
+
+
+def check_out(out):
+    "Fail before any work when the run folder cannot be written (rather than after the first step)."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_test_{os.getpid()}"
+        probe.write_text("ok"); probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out} is not writable ({e.strerror or e}); choose another --out") from None
 
 
 def resume_schedule(ckpt, args, cfg):
     "On resume the schedule is the checkpoint's: flags left out take its values, a different value is refused."
-    theirs = json.loads((ckpt / "meta.json").read_text()).get("train", {})   # absent in older checkpoints
+    from genbook.train import read_meta
+    theirs = read_meta(ckpt).get("train", {})   # absent in older checkpoints
     diff = []
     for k, flag in SCHEDULE.items():
         if k not in theirs: continue
@@ -95,10 +120,10 @@ def run_folder(args, ckpt):
     if args.out: out = Path(args.out)
     elif ckpt is not None and ckpt.parent.name == "checkpoints": out = ckpt.parent.parent
     else: out = ROOT / "runs" / args.model
-    if not ((out / "metrics.jsonl").is_file() or (out / "checkpoints").is_dir()): return out
+    if not ((out / "metrics.jsonl").is_file() or (out / "checkpoints").is_dir()): check_out(out); return out
     here = ckpt is not None and out.resolve() in ckpt.resolve().parents
     if here and args.overwrite: raise ValueError(f"--overwrite would delete the checkpoint that --resume {args.resume} continues from; drop --overwrite")
-    if here: return out
+    if here: check_out(out); return out
     if not args.overwrite:
         if ckpt is not None: raise ValueError(f"--out {out} already holds another run than --resume {args.resume}; choose a new --out, or --overwrite to replace it")
         raise ValueError(f"--out {out} already holds a run (metrics.jsonl or checkpoints/); continue it with --resume {out}, "
@@ -109,6 +134,7 @@ def run_folder(args, ckpt):
             if (out / f).is_dir(): shutil.rmtree(out / f)
             elif (out / f).exists(): (out / f).unlink()
         print(f"--overwrite: removed {', '.join(f for f in RUN_FILES)} from {out}", flush=True)
+    check_out(out)
     return out
 
 
@@ -166,9 +192,16 @@ def main(argv=None):
         if getattr(args, k) is not None: cfg[k] = getattr(args, k)
     ckpt = find_checkpoint(args.resume) if args.resume else None
     if ckpt is not None: resume_schedule(ckpt, args, cfg)
+    model_args, data_args = parse_kv(args.model_arg, "--model-arg"), parse_kv(args.data_arg, "--data-arg")
+    check_types(model_args, MODELS.config(args.model), "--model-arg"); check_types(data_args, DATA.config(args.data), "--data-arg")
+    if args.deepspeed_config:   # a bad JSON fails here, not after data building and DeepSpeed's start-up
+        from genbook.train import build_ds_config
+        from genbook.core import get_device
+        build_ds_config(args.deepspeed_config, cfg.get("batch_size", 64), dist_env()[2], cfg.get("accum", 1), cfg.get("grad_clip", 1.0),
+                        args.bf16, get_device(local_rank=dist_env()[1]))
     out = run_folder(args, ckpt)
+    ckpt_every = args.ckpt_every if args.ckpt_every is not None else max(1, math.ceil(cfg.get("max_steps", 1000) / 10))
 
-    data_args = parse_kv(args.data_arg, "--data-arg")
     if args.direction:
         import inspect
         if "direction" not in inspect.signature(DATA.get(args.data)[0]).parameters:
@@ -176,15 +209,16 @@ def main(argv=None):
         data_args["direction"] = args.direction
     train, test = build_data(args.data, data_args)
     seed_everything(args.seed)
-    model = build_model(args.model, parse_kv(args.model_arg, "--model-arg"), train)
+    model = build_model(args.model, model_args, train)
     eval_fn = (lambda m: m.evaluate(test)) if (test is not None and isinstance(model, Evaluable)) else None
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
-                 ckpt_every=args.ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
-                 progress=not args.no_progress, max_skipped=args.max_skipped, **cfg)
+                 ckpt_every=ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
+                 progress=not args.no_progress, max_skipped=args.max_skipped, keep_checkpoints=args.keep_checkpoints, **cfg)
     if rank == 0:
         print(f"{args.model} ({sum(p.numel() for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
               f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
               f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}"
+              + (f", checkpoint every {tr.ckpt_every} steps" + (f" (newest {args.keep_checkpoints} kept)" if args.keep_checkpoints else "") if tr.ckpt_every else ", checkpoint at the end")
               + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
         print("param groups: " + describe_groups(param_groups(model, tr.weight_decay)), flush=True)
     t0 = time.time()

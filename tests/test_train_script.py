@@ -198,6 +198,29 @@ def test_torchrun_ddp_two_ranks_match_one_process(tmp_path, one_process):
     assert len(two) == len(one_process) and rel(two, one_process) < TOL
 
 
+def test_torchrun_one_rank_killed_leaves_a_resumable_run(tmp_path, one_process):
+    "SIGKILL of rank 1 mid-run: torchrun stops the job; the last checkpoint resumes on 2 ranks to the uninterrupted losses."
+    import psutil
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    args = DET + ["--out", tmp_path, "--ckpt-every", "2"]
+    p = subprocess.Popen(launcher + [str(SCRIPT)] + [str(a) for a in args], cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    m = tmp_path / "metrics.jsonl"
+    for _ in range(1200):                       # until step 5 is logged (poll, no timing assertion)
+        if p.poll() is not None or (m.is_file() and len(m.read_text().splitlines()) >= 5): break
+        time.sleep(0.1)
+    workers = [c for c in psutil.Process(p.pid).children(recursive=True) if "RANK=1" in " ".join(f"{k}={v}" for k, v in c.environ().items() if k == "RANK")]
+    assert p.poll() is None and workers, "the run ended before a rank could be killed"
+    workers[0].kill()
+    _, err = p.communicate(timeout=300)
+    assert p.returncode != 0, "torchrun should report the dead rank"
+    latest = (tmp_path / "checkpoints/latest").read_text()
+    r = ok(run(DET + ["--out", tmp_path, "--ckpt-every", "2", "--resume", tmp_path], launcher=launcher))
+    two = losses(tmp_path)
+    print(f"killed rank 1 after step >= 5, resumed from {latest}: max rel. loss difference to 1 process {rel(two, one_process):.2e}")
+    assert len(two) == len(one_process) and rel(two, one_process) < TOL
+
+
 @pytest.mark.skipif(shutil.which("deepspeed") is None, reason="deepspeed launcher not installed")
 def test_deepspeed_zero2_two_ranks_match_one_process(tmp_path, one_process):
     r = ok(run(DET + ["--out", tmp_path, "--deepspeed_config", ROOT / "configs/ds_zero2.json"],
