@@ -137,7 +137,8 @@ def load_json(path:str|Path, # a JSON file
     "Read a JSON file with a clear error when it is missing or malformed."
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"{what} file not found: {p}")
-    try: return json.loads(p.read_text())
+    try: return json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e: raise ValueError(f"{p}: not UTF-8 text (byte {e.start}): {e.reason}; re-save the {what} file as UTF-8") from None
     except json.JSONDecodeError as e: raise ValueError(f"{what} file {p} is not valid JSON: {e}") from None
 
 # %% ../nbs/00_core.ipynb #3d66e81f

@@ -444,7 +444,7 @@ def write(self:DART, n:int, # number of captions
     "Captions written by a cond='joint' model's language-model head, one byte at a time with a KV cache (at most text_len - 1 bytes)."
     if self.cond_kind != "joint": raise ValueError(f"write needs a cond='joint' model (this one is cond={self.cond_kind!r})")
     if not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0: raise ValueError(f"temperature must be finite and >= 0 (0: greedy), got {temperature}")
     L, PAD = self.text_len, CharTextEncoder.PAD
     with eval_mode(self):
         ids, _ = self.text.tokenize([prompt] * n)

@@ -312,7 +312,8 @@ def _find_autoencoder(folder_or_path:str|Path)->tuple:
     folder = p.parent if p.is_file() else p
     if not any((folder/f).is_file() for f in (CONFIG_NAME, WEIGHTS_NAME)) and (folder/"vae").is_dir(): folder = folder/"vae"
     if (folder/CONFIG_NAME).is_file():   # a diffusers folder, or genbook's earlier layout (config.json beside the weights)
-        try: cfg = json.loads((folder/CONFIG_NAME).read_text())
+        try: cfg = json.loads((folder/CONFIG_NAME).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e: raise ValueError(f"{folder/CONFIG_NAME}: not UTF-8 text (byte {e.start}): {e.reason}; re-save it as UTF-8") from None
         except json.JSONDecodeError as e: raise ValueError(f"{folder/CONFIG_NAME} is not valid JSON: {e}") from None
         kind = cfg.pop("_class_name", None)
         return kind, cfg, folder/WEIGHTS_NAME if kind == "ConvVAE" else folder

@@ -84,7 +84,7 @@ def test_killed_at_random_moments_resumes_to_the_uninterrupted_run(tmp_path):
                              env={**os.environ, "MPLBACKEND": "Agg"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for _ in range(1200):                  # poll for the chosen step (no timing assertion), then kill a random moment later
             if p.poll() is not None or (m.is_file() and len(m.read_text().splitlines()) >= want): break
-            time.sleep(0.05)
+            time.sleep(0.02)
         time.sleep(rng.uniform(0, 0.15))
         p.kill(); _, err = p.communicate(timeout=120)
         assert p.returncode in (0, -9), err[-3000:]

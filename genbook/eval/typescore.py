@@ -7,7 +7,7 @@ Docs: https://genbook.github.io/genbook/typescore.html.md"""
 # %% ../../nbs/62_typescore.ipynb #b34d67a9
 from __future__ import annotations
 import argparse, json, math, random, re, sys, unicodedata
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, is_dataclass
 from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,6 +141,9 @@ class TypeScore:
             raise ValueError(f"weights must be finite, non-negative and not all zero; got {w}")
         s = sum(w.values()); self.weights = {k: w.get(k, 0.0) / s for k in ("edit", "sw", "lcs")}
         lcs_similarity("a", "b", self.lcs_norm); sw_similarity("a", "b", self.sw_norm, *self.sw_scores)   # validate early
+        if not callable(self.normalizer): raise TypeError(f"normalizer must be a Normalizer or a function str -> str, got {self.normalizer!r}; e.g. Normalizer(case=False)")
+        if not isinstance(out := self.normalizer("Sample Text"), str):
+            raise TypeError(f"normalizer must return a str, got {type(out).__name__} for 'Sample Text'; pass a Normalizer or a function str -> str")
     def score(self, target, extracted)->dict:
         "Components, TypeScore, exact match and WER for one (target, extraction) pair."
         t, e = self.normalizer(_as_text(target, "target")), self.normalizer(_as_text(extracted, "extracted"))
@@ -205,8 +208,10 @@ def load_instructions(path=None, # JSONL file; None: the built-in set
     "Instructions of a JSONL file, validated (unique ids, non-empty targets, `text` agreeing with the quotes)."
     path = Path(path) if path is not None else builtin_instructions_path()
     if not path.is_file(): raise FileNotFoundError(f"instruction file not found: {path}")
+    try: lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e: raise ValueError(f"{path}: not UTF-8 text (byte {e.start}): {e.reason}; re-save it as UTF-8") from None
     out, seen = [], set()
-    for ln, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for ln, line in enumerate(lines, 1):
         if not line.strip(): continue
         where = f"{path}:{ln}"
         try: d = json.loads(line)
@@ -382,6 +387,8 @@ def evaluate(images, # folder of images named <id>.png or <id>_<k>.png
              workers:int=1, # images extracted concurrently (threads; tesseract runs as a subprocess)
             )->dict:
     "Extract and score every matched image; a JSON-ready report."
+    if scorer is not None and not isinstance(scorer, TypeScore): raise TypeError(f"scorer must be a TypeScore or None, got {type(scorer).__name__}; e.g. scorer=TypeScore(normalizer=Normalizer(case=False))")
+    if extractor is not None and not callable(extractor): raise TypeError(f"extractor must be an Extractor or a function image -> str, got {type(extractor).__name__}")
     inst = instructions if isinstance(instructions, list) else load_instructions(instructions)
     by_id = {i.id: i for i in inst}
     extractor = extractor if isinstance(extractor, Extractor) else (TesseractExtractor() if extractor is None else CallableExtractor(extractor))
@@ -418,7 +425,7 @@ def evaluate(images, # folder of images named <id>.png or <id>_<k>.png
         for g in ("category", "content", "length"):
             if r[g]: groups.setdefault(g, {}).setdefault(r[g], []).append(r)
     return {"config": {"extractor": getattr(extractor, "name", "extractor"), "weights": scorer.weights,
-                       "normalizer": asdict(scorer.normalizer), "lcs_norm": scorer.lcs_norm, "sw_norm": scorer.sw_norm,
+                       "normalizer": asdict(scorer.normalizer) if is_dataclass(scorer.normalizer) else getattr(scorer.normalizer, "__name__", repr(scorer.normalizer)), "lcs_norm": scorer.lcs_norm, "sw_norm": scorer.sw_norm,
                        "sw_scores": list(scorer.sw_scores), "images": str(images), "n_boot": n_boot},
             "corpus": {**agg(instr), "n_items": len(items)},
             "groups": {g: {v: agg(rs) for v, rs in sorted(d.items())} for g, d in groups.items()},

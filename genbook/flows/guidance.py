@@ -46,7 +46,7 @@ class LinearGuidance(GuidanceRule):
                  attn_temp:float=1.0, # attention temperature of the unconditional branch
                 ):
         if not set(what) <= {"a", "b"} or not what: raise ValueError(f"what must be 'a', 'b' or 'ab', got {what!r}")
-        if attn_temp <= 0: raise ValueError(f"attn_temp must be > 0, got {attn_temp}")
+        if not math.isfinite(attn_temp) or attn_temp <= 0: raise ValueError(f"attn_temp must be finite and > 0 (1: no change), got {attn_temp}")
         self.w, self.annealed, self.what, self.attn_temp = float(w), annealed, what, float(attn_temp)
     @property
     def step_dependent(self)->bool: return self.annealed
@@ -66,6 +66,7 @@ class GaussianGuidance(GuidanceRule):
                  attn_temp:float=1.0, # attention temperature of the unconditional branch
                  blocks:str|list="deep", # "deep" (last block), "all", or a list of block indices
                 ):
+        if not math.isfinite(attn_temp) or attn_temp <= 0: raise ValueError(f"attn_temp must be finite and > 0 (1: no change), got {attn_temp}")
         self.w, self.attn_temp, self.blocks = float(w), float(attn_temp), blocks
     def applies(self, index, num_blocks):
         if self.blocks == "deep": return index == num_blocks - 1

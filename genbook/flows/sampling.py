@@ -147,6 +147,7 @@ def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarF
           )->tuple:
     "Sample images; returns (x (n, C, H, W), SampleReport)."
     if method not in ("sequential", "jacobi"): raise ValueError(f"method must be 'sequential' or 'jacobi', got {method!r}")
+    if not math.isfinite(temperature) or temperature < 0: raise ValueError(f"temperature must be finite and >= 0 (the prior's standard deviation; 1: the model's own), got {temperature}")
     p = next(model.parameters())
     dev, zdt = p.device, torch.float64 if p.dtype == torch.float64 else torch.float32
     def draw(k): return torch.randn(k, model.T, model.D, generator=generator, device=dev, dtype=zdt) * temperature * model.var.sqrt()

@@ -373,6 +373,13 @@ _ML_RULES = [(r"attn_blocks\.(\d+)\.attention\.norm\.", r"layers.\1.norm1."), (r
              (r"attn_blocks\.(\d+)\.mlp\.norm\.", r"layers.\1.norm2."), (r"attn_blocks\.(\d+)\.mlp\.main\.0\.", r"layers.\1.mlp.fc1."),
              (r"attn_blocks\.(\d+)\.mlp\.main\.2\.", r"layers.\1.mlp.fc2.")]
 
+def _unreadable(p, kind, e):
+    "A one-line ValueError naming checkpoint `p`: torch's reason without its advice on weights_only."
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please|\n|$)", str(e))
+    why = (m.group(1) if m else str(e).split("\n")[0].split(". ")[0]).strip()
+    return ValueError(f"cannot read ml-tarflow checkpoint {p}: not a {kind} file ({type(e).__name__}{': ' + why if why else ''}); "
+                      "re-save the bare state dict (torch.save(model.state_dict(), path) or safetensors) or pass the dict itself")
+
 def load_ml_tarflow(state_dict_or_path, # an ml-tarflow state dict, or a .pt/.pth/.safetensors file holding one
                     in_channels:int, img_size:int, patch_size:int, # ml-tarflow `Model` arguments...
                     channels:int, num_blocks:int, layers_per_block:int,
@@ -386,9 +393,11 @@ def load_ml_tarflow(state_dict_or_path, # an ml-tarflow state dict, or a .pt/.pt
         if not p.is_file(): raise FileNotFoundError(f"ml-tarflow checkpoint not found: {p}")
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
-            sd = load_file(str(p))
+            try: sd = load_file(str(p))
+            except Exception as e: raise _unreadable(p, "safetensors", e) from None
         else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
+            try: sd = torch.load(p, map_location="cpu", weights_only=True)
+            except Exception as e: raise _unreadable(p, "weights-only torch", e) from None
             for k in ("state_dict", "model", "ema"):  # common wrappers
                 if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]; break
     if not isinstance(sd, dict): raise TypeError(f"expected a state dict, got {type(sd).__name__}")

@@ -352,6 +352,14 @@ class Scene:
                  device=None, # where the simulation runs (default: the skinning model's device)
                 ):
         if material not in MATERIALS: raise ValueError(f"material must be one of {list(MATERIALS)}, got {material!r}")
+        if not math.isfinite(dt) or dt <= 0: raise ValueError(f"dt must be finite and > 0 (the time step), got {dt}")
+        try: gv = torch.as_tensor(gravity, dtype=dtype)
+        except (TypeError, ValueError, RuntimeError): gv = None
+        if gv is None or gv.shape != (3,) or not torch.isfinite(gv).all(): raise ValueError(f"gravity must be 3 finite values (gx, gy, gz), e.g. (0., 9.8, 0.), got {gravity!r}")
+        for v, name in ((floor_penalty, "floor_penalty"), (pin_penalty, "pin_penalty")):
+            if not math.isfinite(v) or v < 0: raise ValueError(f"{name} must be finite and >= 0 (a penalty stiffness), got {v}")
+        if not isinstance(max_newton, int) or max_newton < 1: raise ValueError(f"max_newton must be an int >= 1 (Newton iterations per step), got {max_newton!r}")
+        if not tol > 0: raise ValueError(f"tol must be > 0 (the Newton decrement at which a step stops), got {tol}")
         n = len(obj)
         num_cubature = min(num_cubature, n)
         g = torch.Generator().manual_seed(seed)

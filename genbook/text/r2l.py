@@ -91,7 +91,10 @@ class BPETokenizer(Tokenizer):
     def load(cls, path):
         from tokenizers import Tokenizer as HFT
         if not Path(path).is_file(): raise FileNotFoundError(f"tokenizer file not found: {path}")
-        return cls(HFT.from_file(str(path)))
+        try: tk = HFT.from_file(str(path))
+        except Exception as e: raise ValueError(f"cannot read tokenizer {path}: not a tokenizers JSON file ({e}); write one with BPETokenizer.save") from None
+        try: return cls(tk)
+        except ValueError as e: raise ValueError(f"tokenizer {path}: {e} (write it with BPETokenizer.train and save)") from None
 
 # %% ../../nbs/50_r2l.ipynb #0e2dbab8
 def l2r_ids(tok:Tokenizer, text:str)->list:
@@ -192,6 +195,8 @@ def generate(model:GPT, prefix:torch.Tensor, # (B, T0) ids, BOS first
              allowed:list|None=None, # token ids that may be generated (default: all but <pad>, <bos>)
             )->tuple:
     "(ids (B, T0+steps), log p of each generated token under the model at temperature 1 (B, steps)); KV-cached."
+    if not math.isfinite(temperature) or temperature < 0: raise ValueError(f"temperature must be finite and >= 0 (0: greedy), got {temperature}")
+    if not isinstance(steps, (int, np.integer)) or steps < 0: raise ValueError(f"steps must be an int >= 0 (tokens to generate), got {steps!r}")
     with eval_mode(model):
         B, T0 = prefix.shape
         caches = [l.attn.new_cache(B, T0 + steps) for l in model.layers]
@@ -259,7 +264,9 @@ def read_texts(path)->list:
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"file not found: {p}")
     out = []
-    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try: lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e: raise ValueError(f"{p}: not UTF-8 text (byte {e.start}): {e.reason}; re-save it as UTF-8") from None
+    for ln, line in enumerate(lines, 1):
         if not line.strip(): continue
         try: d = json.loads(line)
         except json.JSONDecodeError as e: raise ValueError(f"{p}:{ln}: not valid JSON ({e.msg})") from None
