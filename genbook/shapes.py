@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import DATA
-from .splats.data import load_mesh, pyvista_mesh_path, PYVISTA_MESHES, random_rotation, cache_dir, cache_lock
+from .splats.data import load_mesh, pyvista_mesh_path, PYVISTA_MESHES, random_rotation, cache_dir, cache_lock, read_cache
 
 # %% auto #0
 __all__ = ['FAMILIES', 'RADIUS', 'normalise_mesh', 'superquadric', 'random_shape', 'sample_surface', 'check_points',
@@ -182,9 +182,7 @@ def _check_shapes_dict(d, where):
 def load_shapes(path:str|Path, # a file written by save_shapes
                )->dict:
     "Load what `save_shapes` wrote; checks the keys and shapes."
-    from safetensors.torch import load_file
-    if not Path(path).is_file(): raise FileNotFoundError(f"shapes file not found: {path}")
-    d = load_file(str(path))
+    d = read_cache(path, "shapes file")
     _check_shapes_dict(d, str(path))
     return d
 

@@ -17,8 +17,8 @@ from .render import Cameras, look_at, intrinsics, orbit_cameras
 
 # %% auto #0
 __all__ = ['PRIMITIVES', 'PYVISTA_MESHES', 'LIGHT', 'pyvista_mesh_path', 'load_mesh', 'random_rotation', 'random_object',
-           'render_mesh', 'random_cameras', 'make_multiview', 'save_multiview', 'load_multiview', 'cache_dir',
-           'cache_lock', 'MultiViewData', 'multiview']
+           'render_mesh', 'random_cameras', 'make_multiview', 'save_multiview', 'read_cache', 'load_multiview',
+           'cache_dir', 'cache_lock', 'MultiViewData', 'multiview']
 
 # %% ../../nbs/31_splats_data.ipynb #9a2492ff
 PRIMITIVES = ("box", "sphere", "capsule", "cylinder", "cone", "torus")
@@ -146,11 +146,20 @@ def save_multiview(d:dict, path:str|Path, meta:dict|None=None):
     save_file({k: v.contiguous() for k, v in d.items()}, str(tmp), metadata={"genbook": json.dumps(meta or {})})
     os.replace(tmp, path)
 
+def read_cache(path:str|Path, # a safetensors file written by one of genbook's data builders
+               what:str="cache", # what it is, for messages ("multi-view file", "clips file", ...)
+              )->dict:
+    "The tensors of a safetensors data file; a missing or unreadable (corrupt, truncated) one gives one line naming it."
+    from safetensors.torch import load_file
+    if not Path(path).is_file(): raise FileNotFoundError(f"{what} not found: {path}")
+    try: return load_file(str(path))
+    except Exception as e:
+        why = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"{what} {path} is corrupt or truncated ({why}); delete it and it will be rebuilt (or rebuild it with the code that wrote it)") from None
+
 def load_multiview(path:str|Path)->dict:
     "Load what `save_multiview` wrote; checks the keys and shapes."
-    from safetensors.torch import load_file
-    if not Path(path).is_file(): raise FileNotFoundError(f"multi-view file not found: {path}")
-    d = load_file(str(path))
+    d = read_cache(path, "multi-view file")
     need = {"rgb", "xyz", "depth", "mask", "w2c", "K"}
     if not need <= set(d): raise ValueError(f"{path}: missing keys {sorted(need - set(d))}")
     N, V = d["rgb"].shape[:2]

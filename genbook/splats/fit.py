@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from ..core import DATA
 from .render import Cameras, Gaussians, render
-from .data import MultiViewData, multiview, cache_dir, cache_lock, save_multiview
+from .data import MultiViewData, multiview, cache_dir, cache_lock, save_multiview, read_cache
 from .decoders import pack_attributes, unpack_attributes, ATTRIBUTES
 
 # %% auto #0
@@ -171,9 +171,7 @@ def split_views(n_views:int, # views per object
     rest = rest[0::2] + rest[1::2]
     return tuple(f), tuple(rest[:extra]), tuple(rest[extra:])
 
-def _load(path)->dict:
-    from safetensors.torch import load_file
-    return load_file(str(path))
+def _load(path)->dict: return read_cache(path, "splat-attribute file")
 
 def _meta(path)->dict:
     from safetensors import safe_open

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from ..core import DATA
 from ..splats.render import Cameras, look_at, intrinsics
-from ..splats.data import random_object, render_mesh, cache_dir, cache_lock, MultiViewData, PRIMITIVES, PYVISTA_MESHES
+from ..splats.data import random_object, render_mesh, cache_dir, cache_lock, read_cache, MultiViewData, PRIMITIVES, PYVISTA_MESHES
 
 # %% auto #0
 __all__ = ['PATHS', 'BG_XYZ', 'XYZ_CENTER', 'XYZ_SCALE', 'FG_THRESHOLD', 'CLIP_KEYS', 'trajectory', 'to_first_camera',
@@ -156,9 +156,7 @@ CLIP_KEYS = ("rgb", "xyz", "mask", "w2c", "K", "scale", "path")
 
 def load_clips(path:str|Path)->dict:
     "Load what `save_clips` wrote, checking keys and shapes."
-    from safetensors.torch import load_file
-    if not Path(path).is_file(): raise FileNotFoundError(f"clips file not found: {path}")
-    d = load_file(str(path))
+    d = read_cache(path, "clips file")
     if set(CLIP_KEYS) - set(d): raise ValueError(f"{path}: missing keys {sorted(set(CLIP_KEYS) - set(d))}")
     N, F_ = d["rgb"].shape[:2]
     if d["xyz"].shape != d["rgb"].shape or d["w2c"].shape != (N, F_, 4, 4) or d["scale"].shape != (N,):
