@@ -203,3 +203,10 @@ MODELS.register("dit-digits", DiT, help="DiT for 8x8 digits: p2, width 128, 5 la
 MODELS.register("dit-fm-digits", DiT, help="DiT for 8x8 digits trained by rectified flow (velocity), Euler sampler",
                 train=_DIT_TRAIN, in_channels=1, img_size=8, patch_size=2, width=128, depth=5, head_dim=32,
                 num_classes=10, objective="flow", label_drop=0.1);
+
+# %% ../nbs/21_dit.ipynb #cf0e263b
+_DIT_PAPER = dict(lr=1e-4, min_lr=1e-4, batch_size=256, max_steps=400_000, warmup=0, weight_decay=0.0, betas=(0.9, 0.999), grad_clip=None, ema=0.9999)
+for _name, _w, _d, _h in (("dit-s-2", 384, 12, 6), ("dit-b-2", 768, 12, 12), ("dit-l-2", 1024, 24, 16), ("dit-xl-2", 1152, 28, 16)):
+    MODELS.register(_name, DiT, help=f"DiT-{_name[4:-2].upper()}/2 of the paper: 32x32x4 latents, p2, width {_w}, {_d} layers, {_h} heads, eps on the linear schedule, 1000 classes",
+                    train=_DIT_PAPER, in_channels=4, img_size=32, patch_size=2, width=_w, depth=_d, head_dim=_w // _h, num_classes=1000,
+                    objective="diffusion", prediction="eps", schedule="linear", label_drop=0.1, pos_embed="sincos")

@@ -22,6 +22,10 @@ CASES = {
     "starflow-text": ("digits-captions", {}, dict(layers=[1, 1], width=32, autoencoder="<tiny-vae>"), IMG),
     "vae-digits": ("digits", {}, dict(width=8), (Trainable, Evaluable)),
     "dit-digits": ("digits", {}, dict(width=64, depth=1), IMG),
+    **{n: ("digits", {}, dict(in_channels=1, img_size=8, num_classes=10, width=64, depth=1, head_dim=32), IMG)    # the paper-size DiTs, built small
+       for n in ("dit-s-2", "dit-b-2", "dit-l-2", "dit-xl-2")},
+    **{n: ("digits", {}, dict(in_channels=1, img_size=8, patch_size=2, num_classes=10 if c else 0, width=64, num_blocks=2, layers_per_block=1), IMG)
+       for n, c in (("tarflow-imagenet64", 0), ("tarflow-imagenet64-cond", 1), ("tarflow-imagenet128-cond", 1), ("tarflow-afhq256", 1))},
     "dit-fm-digits": ("digits", {}, dict(width=64, depth=1), IMG),
     "dart-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),
     "dart-fm-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),

@@ -429,3 +429,18 @@ MODELS.register("tarflow-digits", TarFlow, help="TarFlow for 8x8 digits: p2, wid
                 train=dict(lr=2e-3, batch_size=128, max_steps=1500, warmup=100, weight_decay=1e-4),
                 in_channels=1, img_size=8, patch_size=2, width=128, num_blocks=4, layers_per_block=2,
                 num_classes=10, noise_std=0.05, label_drop=0.1, levels=17);
+
+# %% ../../nbs/10_tarflow.ipynb #91a4de8b
+def _epochs(n:int, images:int, batch:int)->int: return n * math.ceil(images / batch)   # optimizer steps of n epochs
+_IMAGENET, _AFHQ = 1_281_167, 14_630
+def _tarflow_paper(batch, epochs, images): return dict(lr=1e-4, min_lr=1e-6, batch_size=batch, max_steps=_epochs(epochs, images, batch),
+                                                      warmup=_epochs(1, images, batch), weight_decay=1e-4, betas=(0.9, 0.95), grad_clip=None)
+_TF_FULL = dict(in_channels=3, head_dim=64, expansion=4, num_blocks=8, layers_per_block=8, label_drop=0.1, patch_order="unfold")
+MODELS.register("tarflow-imagenet64", TarFlow, help="TarFlow, paper/ml-tarflow ImageNet 64x64 unconditional: p2, width 768, 8x8 layers, sigma 0.05 (460,142,784 params)",
+                train=_tarflow_paper(256, 200, _IMAGENET), img_size=64, patch_size=2, width=768, num_classes=0, noise_std=0.05, **_TF_FULL)
+MODELS.register("tarflow-imagenet64-cond", TarFlow, help="TarFlow, paper/ml-tarflow ImageNet 64x64 class-conditional: p2, width 768, 8x8 layers, sigma 0.05 (466,286,784 params)",
+                train=_tarflow_paper(256, 200, _IMAGENET), img_size=64, patch_size=2, width=768, num_classes=1000, noise_std=0.05, **_TF_FULL)
+MODELS.register("tarflow-imagenet128-cond", TarFlow, help="TarFlow, paper/ml-tarflow ImageNet 128x128 class-conditional: p4, width 1024, 8x8 layers, sigma 0.15 (823,927,552 params)",
+                train=_tarflow_paper(768, 320, _IMAGENET), img_size=128, patch_size=4, width=1024, num_classes=1000, noise_std=0.15, **_TF_FULL)
+MODELS.register("tarflow-afhq256", TarFlow, help="TarFlow, paper/ml-tarflow AFHQ 256x256, 3 classes: p8, width 768, 8x8 layers, sigma 0.07 (463,481,856 params)",
+                train=_tarflow_paper(256, 4000, _AFHQ), img_size=256, patch_size=8, width=768, num_classes=3, noise_std=0.07, **_TF_FULL);
