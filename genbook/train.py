@@ -21,8 +21,8 @@ from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Tr
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
            'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'read_meta',
            'check_checkpoint', 'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback',
-           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'TrainingDiverged',
-           'TrainingInterrupted', 'Trainer']
+           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'zero_memory_estimate',
+           'TrainingDiverged', 'TrainingInterrupted', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #12a548d6
 def warmup_cosine(step:int, # optimizer steps taken so far
@@ -385,6 +385,22 @@ def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
     cfg.setdefault("bf16", {"enabled": False})
     cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
     return cfg
+
+# %% ../nbs/03_train.ipynb #4c003782
+def zero_memory_estimate(model:nn.Module, # the model (the meta device works: only shapes are read)
+                         devices:int=1, # devices per node
+                         nodes:int=1, # nodes
+                        )->dict:
+    "Bytes of model states per device for ZeRO stages 0-3 (mixed precision, Adam, no offload), as DeepSpeed estimates them."
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    if devices < 1 or nodes < 1: raise ValueError(f"devices and nodes must be >= 1, got {devices}, {nodes}")
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    largest = max((sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad) for m in model.modules()), default=0)
+    N = devices * nodes
+    return {0: 20 * n, 1: 8 * n + int(12 * n / N),
+            2: estimate_zero2_model_states_mem_needs(n, devices, nodes, cpu_offload=False)[1],
+            3: estimate_zero3_model_states_mem_needs(n, largest, devices, nodes, cpu_offload=False, cpu_offload_params=False)[1]}
 
 # %% ../nbs/03_train.ipynb #cf18017a
 class TrainingDiverged(RuntimeError):

@@ -61,6 +61,8 @@ def get_parser():
     p.add_argument("--num-samples", type=int, default=100, help="images in samples.png (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list model and dataset presets and exit")
+    p.add_argument("--dry-run", action="store_true", help="build data, model, optimizer and engine, print the parameters and the memory per device of ZeRO stages 0-3, "
+                   "take one optimizer step at micro-batch 1 (timed, peak memory per rank) and write nothing")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # set by the deepspeed launcher
     return p
 
@@ -173,6 +175,38 @@ def build_model(name, overrides, data):
     return MODELS.get(name)[0](**cfg)
 
 
+def _bytes(b): return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
+
+
+def memory_report(model, world):
+    "Rank 0, before the engine is built: parameters and model-state memory per device of ZeRO stages 0-3 at this world size."
+    from genbook.train import zero_memory_estimate
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    est = zero_memory_estimate(model, devices=world)
+    print(f"dry run: {n:,} trainable parameters; model states per device at world {world} (16-bit weights, fp32 master weights and Adam; "
+          "DeepSpeed's accounting, activations not included): " + ", ".join(f"ZeRO-{k} {_bytes(v)}" for k, v in est.items()), flush=True)
+
+
+def dry_run(tr):
+    "One timed optimizer step at micro-batch 1 and each rank's peak memory; nothing is written."
+    import resource, torch
+    import torch.distributed as dist
+    if tr.device.type == "cuda": torch.cuda.reset_peak_memory_stats(tr.device)
+    t0 = time.time()
+    rec = tr.train_step()
+    wall = time.time() - t0
+    peak = torch.cuda.max_memory_allocated(tr.device) if tr.device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rows = [(tr.rank, wall, peak)]
+    if tr.world > 1:
+        rows = [None] * tr.world; dist.all_gather_object(rows, (tr.rank, wall, peak))
+    if tr.rank == 0:
+        what = "peak GPU memory allocated" if tr.device.type == "cuda" else "peak resident memory (RSS)"
+        print(f"dry run: one optimizer step at micro-batch 1 (global batch {tr.batch_size}): loss {rec['loss']:.4f}, gradient norm {rec['grad_norm']:.4g}", flush=True)
+        for r, w, pk in rows: print(f"  rank {r}: step {w:.2f} s, {what} {_bytes(pk)}", flush=True)
+        print("dry run: nothing written", flush=True)
+    return 0
+
+
 def main(argv=None):
     p = get_parser()
     args = p.parse_args(argv)
@@ -199,7 +233,11 @@ def main(argv=None):
         from genbook.core import get_device
         build_ds_config(args.deepspeed_config, cfg.get("batch_size", 64), dist_env()[2], cfg.get("accum", 1), cfg.get("grad_clip", 1.0),
                         args.bf16, get_device(local_rank=dist_env()[1]))
-    out = run_folder(args, ckpt)
+    out = run_folder(args, ckpt) if not args.dry_run else None
+    if args.dry_run:   # one step at micro-batch 1 on every rank (and accumulation step)
+        accum = cfg.get("accum", 1)
+        if args.deepspeed_config: accum = json.loads(Path(args.deepspeed_config).read_text()).get("gradient_accumulation_steps", accum)
+        cfg.update(batch_size=dist_env()[2] * accum, max_steps=1, warmup=0)
     ckpt_every = args.ckpt_every if args.ckpt_every is not None else max(1, math.ceil(cfg.get("max_steps", 1000) / 10))
 
     if args.direction:
@@ -210,17 +248,19 @@ def main(argv=None):
     train, test = build_data(args.data, data_args)
     seed_everything(args.seed)
     model = build_model(args.model, model_args, train)
+    if args.dry_run and rank == 0: memory_report(model, dist_env()[2])
     eval_fn = (lambda m: m.evaluate(test)) if (test is not None and isinstance(model, Evaluable)) else None
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
                  ckpt_every=ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
                  progress=not args.no_progress, max_skipped=args.max_skipped, keep_checkpoints=args.keep_checkpoints, **cfg)
     if rank == 0:
-        print(f"{args.model} ({sum(p.numel() for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
+        print(f"{args.model} ({sum(getattr(p, 'ds_numel', p.numel()) for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
               f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
               f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}"
-              + (f", checkpoint every {tr.ckpt_every} steps" + (f" (newest {args.keep_checkpoints} kept)" if args.keep_checkpoints else "") if tr.ckpt_every else ", checkpoint at the end")
+              + (", dry run: nothing written" if out is None else f", checkpoint every {tr.ckpt_every} steps" + (f" (newest {args.keep_checkpoints} kept)" if args.keep_checkpoints else "") if tr.ckpt_every else ", checkpoint at the end")
               + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
         print("param groups: " + describe_groups(param_groups(model, tr.weight_decay)), flush=True)
+    if args.dry_run: return dry_run(tr)
     t0 = time.time()
     tr.fit(resume=ckpt, until=args.until)
     wall = time.time() - t0

@@ -370,3 +370,21 @@ def test_zero1tog_on_splat_attributes(launcher, tmp_path):
     meta = json.loads(next((tmp_path / "run" / "checkpoints").glob("step_*/meta.json")).read_text())
     assert meta["config"]["views"] == 2 and meta["config"]["img_size"] == 16 and meta["config"]["attention"] == "axial"
     assert (tmp_path / "run" / "samples.png").is_file()
+
+
+@pytest.mark.skipif(shutil.which("deepspeed") is None, reason="deepspeed launcher not installed")
+def test_dry_run_zero3_two_ranks(tmp_path):
+    "--dry-run of a paper-size preset (here at reduced width) under DeepSpeed ZeRO-3 on 2 ranks: memory estimates, one step at micro-batch 1 on each rank, nothing written."
+    small = ["--model", "tarflow-imagenet64-cond", "--data", "digits", "--model-arg", "in_channels=1", "--model-arg", "img_size=8", "--model-arg", "num_classes=10",
+             "--model-arg", "width=64", "--model-arg", "num_blocks=2", "--model-arg", "layers_per_block=1", "--no-progress"]
+    r = ok(run(small + ["--dry-run", "--out", tmp_path / "run", "--deepspeed_config", ROOT / "configs/ds_zero3.json"],
+               launcher=["deepspeed", "--num_gpus", "2", "--master_port", "29533"]))
+    from genbook.core import MODELS, import_presets
+    from genbook.train import zero_memory_estimate
+    import_presets()
+    m = MODELS.build("tarflow-imagenet64-cond", in_channels=1, img_size=8, num_classes=10, width=64, num_blocks=2, layers_per_block=1)
+    n, est = sum(p.numel() for p in m.parameters()), zero_memory_estimate(m, devices=2)
+    assert f"dry run: {n:,} trainable parameters; model states per device at world 2" in r.stdout, r.stdout
+    assert f"ZeRO-3 {est[3] / 2**20:.1f} MiB" in r.stdout and "engine deepspeed" in r.stdout
+    assert "one optimizer step at micro-batch 1 (global batch 2)" in r.stdout and "rank 0: step" in r.stdout and "rank 1: step" in r.stdout
+    assert not (tmp_path / "run").exists() and r.stdout.count("dry run: nothing written") == 2   # the summary line and the last line
