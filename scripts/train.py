@@ -13,7 +13,7 @@ schedule flags --lr/--warmup/--max-steps must then match the checkpoint's, or be
 replaces it. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits 130 / 143;
 --max-skipped consecutive skipped (non-finite) steps stop a diverged run with exit 1.
 """
-import argparse, math, os, sys, time, json
+import argparse, inspect, math, os, sys, time, json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +187,13 @@ def memory_report(model, world):
           "DeepSpeed's accounting, activations not included): " + ", ".join(f"ZeRO-{k} {_bytes(v)}" for k, v in est.items()), flush=True)
 
 
+def shutdown(tr):
+    "Release DeepSpeed's engine (its ZeRO-3 hooks) and the process group before exit; without it a ZeRO-3 run could abort at exit ('terminate called without an active exception', exit 250)."
+    import torch.distributed as dist
+    if tr.engine is not None and hasattr(tr.engine, "destroy"): tr.engine.destroy()
+    if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
+
+
 def dry_run(tr):
     "One timed optimizer step at micro-batch 1 and each rank's peak memory; nothing is written."
     import resource, torch
@@ -204,6 +211,7 @@ def dry_run(tr):
         print(f"dry run: one optimizer step at micro-batch 1 (global batch {tr.batch_size}): loss {rec['loss']:.4f}, gradient norm {rec['grad_norm']:.4g}", flush=True)
         for r, w, pk in rows: print(f"  rank {r}: step {w:.2f} s, {what} {_bytes(pk)}", flush=True)
         print("dry run: nothing written", flush=True)
+    shutdown(tr)
     return 0
 
 
@@ -241,7 +249,6 @@ def main(argv=None):
     ckpt_every = args.ckpt_every if args.ckpt_every is not None else max(1, math.ceil(cfg.get("max_steps", 1000) / 10))
 
     if args.direction:
-        import inspect
         if "direction" not in inspect.signature(DATA.get(args.data)[0]).parameters:
             raise ValueError(f"--direction: dataset {args.data!r} has no direction (text datasets such as 'mult' do)")
         data_args["direction"] = args.direction
@@ -250,6 +257,7 @@ def main(argv=None):
     model = build_model(args.model, model_args, train)
     if args.dry_run and rank == 0: memory_report(model, dist_env()[2])
     eval_fn = (lambda m: m.evaluate(test)) if (test is not None and isinstance(model, Evaluable)) else None
+    groups = describe_groups(param_groups(model, cfg.get("weight_decay", inspect.signature(Trainer).parameters["weight_decay"].default)))   # before ZeRO-3 partitions the tensors
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
                  ckpt_every=ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
                  progress=not args.no_progress, max_skipped=args.max_skipped, keep_checkpoints=args.keep_checkpoints, **cfg)
@@ -259,7 +267,7 @@ def main(argv=None):
               f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}"
               + (", dry run: nothing written" if out is None else f", checkpoint every {tr.ckpt_every} steps" + (f" (newest {args.keep_checkpoints} kept)" if args.keep_checkpoints else "") if tr.ckpt_every else ", checkpoint at the end")
               + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
-        print("param groups: " + describe_groups(param_groups(model, tr.weight_decay)), flush=True)
+        print("param groups: " + groups, flush=True)
     if args.dry_run: return dry_run(tr)
     t0 = time.time()
     tr.fit(resume=ckpt, until=args.until)
@@ -283,6 +291,7 @@ def main(argv=None):
               f"skipped steps {tr.skipped}; wrote {wrote} in {out}")
         for k, v in evals.items(): print(f"test {k}: {v:.4f}")
         (out / "result.json").write_text(json.dumps({"step": tr.step, "wall_s": round(wall, 1), **{f"test_{k}": v for k, v in evals.items()}}, indent=1))
+    shutdown(tr)
     return 0
 
 
