@@ -239,12 +239,11 @@ def main(argv=None):
     if args.deepspeed_config:   # a bad JSON fails here, not after data building and DeepSpeed's start-up
         from genbook.train import build_ds_config
         from genbook.core import get_device
-        build_ds_config(args.deepspeed_config, cfg.get("batch_size", 64), dist_env()[2], cfg.get("accum", 1), cfg.get("grad_clip", 1.0),
-                        args.bf16, get_device(local_rank=dist_env()[1]))
+        ds = build_ds_config(args.deepspeed_config, cfg.get("batch_size", 64), dist_env()[2], cfg.get("accum", 1), cfg.get("grad_clip", 1.0),
+                             args.bf16, get_device(local_rank=dist_env()[1]))
     out = run_folder(args, ckpt) if not args.dry_run else None
     if args.dry_run:   # one step at micro-batch 1 on every rank (and accumulation step)
-        accum = cfg.get("accum", 1)
-        if args.deepspeed_config: accum = json.loads(Path(args.deepspeed_config).read_text()).get("gradient_accumulation_steps", accum)
+        accum = ds["gradient_accumulation_steps"] if args.deepspeed_config else cfg.get("accum", 1)
         cfg.update(batch_size=dist_env()[2] * accum, max_steps=1, warmup=0)
     ckpt_every = args.ckpt_every if args.ckpt_every is not None else max(1, math.ceil(cfg.get("max_steps", 1000) / 10))
 

@@ -33,6 +33,8 @@ def test_default_job_few_steps(tmp_path):
         assert (tmp_path / f).is_file(), f"missing {f}"
     res = json.loads((tmp_path / "result.json").read_text())
     assert res["step"] == 6 and 1.0 < res["test_bpd"] < 8.0
+    # by default a checkpoint every tenth of the run (here every step) and the newest 3 kept (it used to be only the end)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000004", "step_0000005", "step_0000006"]
     recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 4, 6]
     assert all(k in recs[-1] for k in ("loss", "lr", "grad_norm", "skipped", "bpd_train", "eval_bpd"))
@@ -190,8 +192,23 @@ def one_process(tmp_path_factory):
 def rel(a, b): return max(abs(x - y) / max(1e-8, abs(y)) for x, y in zip(a, b))
 
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def start_and_wait(args, out, records, launcher=TORCHRUN):
+    "Start train.py in the background and return it once `records` steps are logged in `out` (polling, no timing assertion)."
+    p = subprocess.Popen(launcher + [str(SCRIPT)] + [str(a) for a in args], cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    m = out / "metrics.jsonl"
+    for _ in range(6000):
+        if p.poll() is not None or (m.is_file() and len(m.read_text().splitlines()) >= records): break
+        time.sleep(0.02)
+    assert p.poll() is None, f"the run ended before step {records} was seen (exit {p.returncode}): {p.stderr.read()[-3000:]}"
+    return p
+
+
 def test_torchrun_ddp_two_ranks_match_one_process(tmp_path, one_process):
-    r = ok(run(DET + ["--out", tmp_path], launcher=[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]))
+    r = ok(run(DET + ["--out", tmp_path], launcher=TORCHRUN))
     assert "world 2, engine ddp" in r.stdout
     two = losses(tmp_path)
     print(f"DDP 2 ranks vs 1 process: max rel. loss difference {rel(two, one_process):.2e} over {len(two)} steps")
@@ -201,21 +218,14 @@ def test_torchrun_ddp_two_ranks_match_one_process(tmp_path, one_process):
 def test_torchrun_one_rank_killed_leaves_a_resumable_run(tmp_path, one_process):
     "SIGKILL of rank 1 mid-run: torchrun stops the job; the last checkpoint resumes on 2 ranks to the uninterrupted losses."
     import psutil
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    args = DET + ["--out", tmp_path, "--ckpt-every", "2"]
-    p = subprocess.Popen(launcher + [str(SCRIPT)] + [str(a) for a in args], cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    m = tmp_path / "metrics.jsonl"
-    for _ in range(6000):                       # until step 3 is logged (poll, no timing assertion)
-        if p.poll() is not None or (m.is_file() and len(m.read_text().splitlines()) >= 3): break
-        time.sleep(0.02)
-    workers = [c for c in psutil.Process(p.pid).children(recursive=True) if "RANK=1" in " ".join(f"{k}={v}" for k, v in c.environ().items() if k == "RANK")]
-    assert p.poll() is None and workers, "the run ended before a rank could be killed"
+    p = start_and_wait(DET + ["--out", tmp_path, "--ckpt-every", "2"], tmp_path, 3)
+    workers = [c for c in psutil.Process(p.pid).children(recursive=True) if c.environ().get("RANK") == "1"]
+    assert workers, "no rank-1 worker found"
     workers[0].kill()
-    _, err = p.communicate(timeout=300)
+    p.communicate(timeout=300)
     assert p.returncode != 0, "torchrun should report the dead rank"
     latest = (tmp_path / "checkpoints/latest").read_text()
-    r = ok(run(DET + ["--out", tmp_path, "--ckpt-every", "2", "--resume", tmp_path], launcher=launcher))
+    ok(run(DET + ["--out", tmp_path, "--ckpt-every", "2", "--resume", tmp_path], launcher=TORCHRUN))
     two = losses(tmp_path)
     print(f"killed rank 1 after step >= 3, resumed from {latest}: max rel. loss difference to 1 process {rel(two, one_process):.2e}")
     assert len(two) == len(one_process) and rel(two, one_process) < TOL
@@ -223,20 +233,13 @@ def test_torchrun_one_rank_killed_leaves_a_resumable_run(tmp_path, one_process):
 
 def test_torchrun_sigterm_checkpoints_every_rank_and_resumes(tmp_path, one_process):
     "SIGTERM to torchrun (what a scheduler sends) with --ckpt-every 0: both ranks agree on the step, write one checkpoint (an RNG file each), exit; resuming gives the uninterrupted losses."
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    p = subprocess.Popen(launcher + [str(SCRIPT)] + [str(a) for a in DET + ["--out", tmp_path, "--ckpt-every", "0"]], cwd=ROOT,
-                         env={**os.environ, "MPLBACKEND": "Agg"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    m = tmp_path / "metrics.jsonl"
-    for _ in range(6000):
-        if p.poll() is not None or (m.is_file() and len(m.read_text().splitlines()) >= 2): break
-        time.sleep(0.02)
-    assert p.poll() is None, f"the run ended before the signal (exit {p.returncode}): {p.stderr.read()[-3000:]}"
+    p = start_and_wait(DET + ["--out", tmp_path, "--ckpt-every", "0"], tmp_path, 2)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=300)
     ck = tmp_path / "checkpoints" / (tmp_path / "checkpoints/latest").read_text()
     assert f"train.py: interrupted: SIGTERM at step {int(ck.name[5:])}: checkpoint saved in {ck}" in err, err[-3000:]
     assert int(ck.name[5:]) < 12 and all((ck / f).is_file() for f in ("meta.json", "model.safetensors", "state.pt", "rng_0.pt", "rng_1.pt"))
-    ok(run(DET + ["--out", tmp_path, "--ckpt-every", "0", "--resume", tmp_path], launcher=launcher))
+    ok(run(DET + ["--out", tmp_path, "--ckpt-every", "0", "--resume", tmp_path], launcher=TORCHRUN))
     two = losses(tmp_path)
     assert len(two) == len(one_process) and rel(two, one_process) < TOL
 
@@ -386,5 +389,6 @@ def test_dry_run_zero3_two_ranks(tmp_path):
     n, est = sum(p.numel() for p in m.parameters()), zero_memory_estimate(m, devices=2)
     assert f"dry run: {n:,} trainable parameters; model states per device at world 2" in r.stdout, r.stdout
     assert f"ZeRO-3 {est[3] / 2**20:.1f} MiB" in r.stdout and "engine deepspeed" in r.stdout
+    assert "param groups: weight_decay=0.0001:" in r.stdout       # counted before ZeRO-3 partitions the tensors (it printed one empty group)
     assert "one optimizer step at micro-batch 1 (global batch 2)" in r.stdout and "rank 0: step" in r.stdout and "rank 1: step" in r.stdout
     assert not (tmp_path / "run").exists() and r.stdout.count("dry run: nothing written") == 2   # the summary line and the last line
