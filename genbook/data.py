@@ -111,7 +111,8 @@ BATCH_KEYS = {"x": "float (B,C,H,W) images in [-1, 1], or (B,D) points", "y": "i
               "K": "float (B,V,3,3) intrinsics", "xyz": "float (B,V,3,H,W) surface points",
               "depth": "float (B,V,H,W) camera depth", "mask": "float (B,V,H,W) coverage in {0, 1}",
               "points": "float (B,N,3) points sampled on a surface", "normals": "float (B,N,3) unit surface normals at those points",
-              "attrs": "float (B,V,5,3,H,W) Zero-1-to-G attribute images (rgb, position, scale, rotation, opacity) in [-1, 1]"}
+              "attrs": "float (B,V,5,3,H,W) Zero-1-to-G attribute images (rgb, position, scale, rotation, opacity) in [-1, 1]",
+              "params": "float (B,P) physical parameters to regress (e.g. log10 E and nu of a simulated clip)"}
 
 def _ck(ok:bool, key:str, what:str, got):
     if not ok: raise ValueError(f"batch[{key!r}] must be {what} ({BATCH_KEYS[key]}), got {got}")
@@ -137,7 +138,7 @@ def check_batch(batch:dict, # a batch from `get_batch`
             if v.numel(): _ck(v.min().item() >= (-1 if k == "y" else 0), k, ">= -1" if k == "y" else ">= 0", v.min().item())
             continue
         _ck(v.is_floating_point(), k, "floating point", v.dtype)
-        nd = {"x": (2, 4), "images": (5,), "xyz": (5,), "w2c": (4,), "K": (4,), "depth": (4,), "mask": (4,), "points": (3,), "normals": (3,), "attrs": (6,)}[k]
+        nd = {"x": (2, 4), "images": (5,), "xyz": (5,), "w2c": (4,), "K": (4,), "depth": (4,), "mask": (4,), "points": (3,), "normals": (3,), "attrs": (6,), "params": (2,)}[k]
         _ck(v.ndim in nd, k, f"{' or '.join(map(str, nd))}-D", tuple(v.shape))
         if k in ("points", "normals"): _ck(v.shape[-1] == 3, k, "3-D vectors in the last dimension", tuple(v.shape))
         _ck(bool(torch.isfinite(v).all()), k, "finite", "NaN or inf")

@@ -375,6 +375,21 @@ def test_zero1tog_on_splat_attributes(launcher, tmp_path):
     assert (tmp_path / "run" / "samples.png").is_file()
 
 
+def test_vid2sim_prior_on_sim_clips(tmp_path):
+    "--model vid2sim-prior --data sim-clips: Vid2Sim's Stage I trains through the same script, takes the frame count from the data and is evaluated on held-out clips."
+    env = {"GENBOOK_CACHE": str(tmp_path / "cache")}
+    args = ["--model", "vid2sim-prior", "--data", "sim-clips", "--data-arg", "n_clips=6", "--data-arg", "steps=4"]
+    for a in ("width=48", "depth=1", "head_dim=24"): args += ["--model-arg", a]
+    r = ok(run(args + ["--max-steps", "3", "--batch-size", "3", "--log-every", "1", "--out", tmp_path / "run", "--no-progress"], env=env))
+    for k in ("mae_logE", "mae_nu", "within_logE_0.05"): assert f"test {k}:" in r.stdout
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert res["step"] == 3 and res["test_mae_logE"] > 0 and res["test_mae_nu"] > 0
+    meta = json.loads(next((tmp_path / "run" / "checkpoints").glob("step_*/meta.json")).read_text())
+    assert meta["config"]["frames"] == 5                          # from the data (steps=4), not the preset's 17
+    r = run(args + ["--data-arg", "steps=5", "--max-steps", "1", "--out", tmp_path / "x", "--no-progress"], env=env)
+    assert r.returncode != 0 and "multiple of tubelet" in r.stderr   # 6 frames: 5 after the rest frame, not whole tubelets
+
+
 @pytest.mark.skipif(shutil.which("deepspeed") is None, reason="deepspeed launcher not installed")
 def test_dry_run_zero3_two_ranks(tmp_path):
     "--dry-run of a paper-size preset (here at reduced width) under DeepSpeed ZeRO-3 on 2 ranks: memory estimates, one step at micro-batch 1 on each rank, nothing written."
