@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from ..core import DATA, MODELS, capture_config
 from ..nn import TransformerLayer, LayerNorm32, patchify
-from ..splats.data import cache_dir, cache_lock, read_cache
+from ..splats.data import cache_dir, cache_lock, read_cache, save_multiview
 from .vid2sim import OBJECTS, make_body, make_video, initial_state, object_cameras, NewtonDidNotConverge
 
 # %% auto #0
@@ -62,12 +62,8 @@ def _check_clips(d:dict, where:str):
     if d["params"].shape != (len(r), 2) or d["obj"].shape != (len(r),): raise ValueError(f"{where}: params (N, 2) and obj (N,) must match {len(r)} clips")
 
 def save_sim_clips(d:dict, path, meta:dict|None=None):
-    "Write a clips dict with safetensors, atomically (a temporary file renamed into place)."
-    from safetensors.torch import save_file
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in d.items()}, str(tmp), metadata={"genbook": json.dumps(meta or {})})
-    os.replace(tmp, path)
+    "Write a clips dict with safetensors, atomically (the data builders' one writer, `splats.data.save_multiview`)."
+    save_multiview(d, path, meta)
 
 def load_sim_clips(path)->dict:
     "Read what `save_sim_clips` wrote (a missing or corrupt file gives one line naming it)."
