@@ -449,16 +449,18 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/02_nn.ipynb #38c9e310
 class UNet(nn.Module):
-    "A small image-to-image U-Net (sizes divisible by 2**(len(mults)-1)); with `temb > 0` every block is conditioned on an embedding of `t` (plus `c`)."
+    "A small image-to-image U-Net (sizes divisible by 2**(len(mults)-1)); with `temb > 0` every block is conditioned on an embedding of `t` (plus `c`); with `attn_head_dim > 0` a transformer layer at the lowest resolution attends across the `views` images of each sample."
     def __init__(self, cin:int, # input channels
                  cout:int, # output channels
                  width:int=32, # channels of the first level
                  mults:tuple=(1, 2, 4), # channel multiplier per level; each level below the first halves the size
                  blocks:int=1, # ResBlocks per level (down and up)
                  temb:int=0, # >0: width of the timestep (+ conditioning) embedding; forward then needs t
+                 attn_head_dim:int=0, # >0: a transformer layer at the lowest resolution over the tokens of all `views` images of a sample (channels per head)
                 ):
         super().__init__()
         if temb < 0: raise ValueError(f"temb must be >= 0, got {temb}")
+        if attn_head_dim < 0: raise ValueError(f"attn_head_dim must be >= 0, got {attn_head_dim}")
         chs = [width * m for m in mults]
         R = lambda a, b: ResBlock(a, b, temb=temb)
         self.inp = nn.Conv2d(cin, chs[0], 3, padding=1)
@@ -466,6 +468,9 @@ class UNet(nn.Module):
         for i, ch in enumerate(chs):
             self.down.append(nn.ModuleList([R(c, ch)] + [R(ch, ch) for _ in range(blocks - 1)])); c = ch; skips.append(c)
         self.mid = R(c, c)
+        if attn_head_dim:   # zero-initialised output projections: the layer starts as the identity
+            self.mid_attn = TransformerLayer(c, head_dim=attn_head_dim, expansion=2)
+            for lin in (self.mid_attn.attn.proj, self.mid_attn.mlp.fc2): nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
         self.up = nn.ModuleList()
         for i, ch in reversed(list(enumerate(chs))):
             self.up.append(nn.ModuleList([R(c + skips[i], ch)] + [R(ch, ch) for _ in range(blocks - 1)])); c = ch
@@ -488,6 +493,7 @@ class UNet(nn.Module):
     def forward(self, x:torch.Tensor, # (B, cin, H, W)
                 t:torch.Tensor|None=None, # (B,) times in [0, 1] (only with temb > 0)
                 c:torch.Tensor|None=None, # optional (B, temb) conditioning added to the time embedding (only with temb > 0)
+                views:int=1, # the batch is B / views samples of `views` consecutive images; the bottleneck attention spans each sample's images
                )->torch.Tensor:
         if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != self.cin:
             raise ValueError(f"UNet: x must be (B, {self.cin}, H, W), got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
@@ -500,6 +506,12 @@ class UNet(nn.Module):
             hs.append(h)
             if i < self.levels - 1: h = F.avg_pool2d(h, 2)
         h = self.mid(h, emb)
+        if hasattr(self, "mid_attn"):
+            if int(views) != views or views < 1 or x.shape[0] % views: raise ValueError(f"UNet: views must be a positive divisor of the batch size {x.shape[0]}, got {views}")
+            hh, ww = h.shape[-2:]
+            tok = rearrange(h, "(b v) c y x -> b (v y x) c", v=views)
+            h = rearrange(self.mid_attn(tok), "b (v y x) c -> (b v) c y x", v=views, y=hh, x=ww)
+        elif views != 1: raise ValueError(f"UNet: views={views} needs the bottleneck attention (build it with attn_head_dim > 0)")
         for i, blocks in enumerate(self.up):
             if i > 0: h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = torch.cat([h, hs[self.levels - 1 - i]], 1)

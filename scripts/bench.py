@@ -202,6 +202,46 @@ def bench_splats(reps, quick=False):
     return out
 
 
+def bench_dsplats(reps, quick=False):
+    "DSplats: one denoising step (U-Net forward + decoding + rendering the union of Gaussians at the V target views) and its backward; the rasterizer's share; Gaussian-pixel pairs."
+    import numpy as np
+    from genbook.core import MODELS, import_presets
+    from genbook.splats.render import Cameras, render, project, pixel_pairs, _prepare
+    from genbook.splats.data import random_object, random_cameras, render_mesh
+    import_presets()
+    out = {}
+    for size in ((16,) if quick else (16, 32)):
+        rng = np.random.default_rng(0)
+        objs = []
+        for _ in range(8):
+            mesh, fc = random_object(rng); cams = random_cameras(rng, 4, size=size)
+            objs.append((render_mesh(mesh, fc, cams)["rgb"], cams))
+        im = torch.stack([o[0] for o in objs]); cams = Cameras(torch.stack([o[1].w2c for o in objs]), torch.stack([o[1].K for o in objs]), size, size)
+        torch.manual_seed(0)
+        m = MODELS.build("dsplats", img_size=size)
+        V = m.V
+        xt, t = torch.randn(8, V, 3, size, size), torch.full((8,), 0.5)
+        def fwd():
+            with torch.no_grad(): m.denoise(xt, t, im[:, 0], cams)
+        def fwd_bwd():
+            m.zero_grad(); x0, _ = m.denoise(xt, t, im[:, 0], cams); x0.square().mean().backward()
+        with torch.no_grad(): _, g = m.denoise(xt, t, im[:, 0], cams)
+        leaves = g.map(lambda a: a.detach().clone().requires_grad_())
+        tc = cams[:, 1:1 + V]
+        def rast():
+            render(leaves, tc)["rgb"].square().mean().backward()
+        def rast_fwd():
+            with torch.no_grad(): render(leaves, tc)
+        gf, cf, gidx, _, _ = _prepare(leaves.detach(), tc, 1.0)
+        pairs = len(pixel_pairs(project(gf, cf, gidx), size, size)[0])
+        r = {"fwd_s": best(fwd, reps), "fwd_bwd_s": best(fwd_bwd, reps), "render_fwd_s": best(rast_fwd, reps), "render_fwd_bwd_s": best(rast, reps),
+             "gaussians": g.n * 8, "pairs": pairs, "params": sum(p.numel() for p in m.parameters())}
+        r["render_share_fwd"], r["render_share_fwd_bwd"] = r["render_fwd_s"] / r["fwd_s"], r["render_fwd_bwd_s"] / r["fwd_bwd_s"]
+        out[f"{size}x{size}"] = r
+    out["config"] = "dsplats preset, 8 objects x (input + 3 target views), union of 4 x H x W Gaussians per object rendered at the 3 target views"
+    return out
+
+
 def bench_sim(reps, quick=False):
     "Simplicits step / training step times and analytic vs autograd Newton iterations."
     from genbook.sim.lbs import (BEAM, BEAM_WEIGHTS, beam_object, beam_scene, load_skinning, SkinningMLP, lame,
@@ -359,6 +399,12 @@ def main():
               f"dense {c['dense_s'] * 1e3:.0f} ms  ->  {c['dense_over_sparse']:.1f}x faster, max |diff| {c['max_abs_diff']:.1e}")
     print("    sparse scaling (small Gaussians): " + ", ".join(f"{k}: {v['sparse_s'] * 1e3:.0f} ms" for k, v in r["scaling"].items()))
     print(f"    Splatter Image training step ({r['splatter_config']}): {r['splatter_train_step_s'] * 1e3:.0f} ms")
+    r = res["dsplats"] = bench_dsplats(a.reps, a.quick)
+    print(f"[5b] DSplats denoising step, {r['config']}:")
+    for k, c in r.items():
+        if k == "config": continue
+        print(f"    {k}: forward {c['fwd_s'] * 1e3:.0f} ms (rasterizer {c['render_share_fwd']:.0%}) | forward + backward {c['fwd_bwd_s'] * 1e3:.0f} ms "
+              f"(rasterizer {c['render_share_fwd_bwd']:.0%}); {c['gaussians']:,} Gaussians, {c['pairs']:,} Gaussian-pixel pairs per step")
     r = res["sim"] = bench_sim(a.reps, a.quick)
     print(f"[6] Simplicits, {r['config']}: {r['sim_step_s'] * 1e3:.0f} ms per time step ({r['newton_iters_per_step']:.1f} Newton iterations); "
           f"Newton iteration with analytic Hessian {r['newton_iter_analytic_s'] * 1e3:.0f} ms vs autograd Hessian {r['newton_iter_autograd_s'] * 1e3:.0f} ms "

@@ -40,6 +40,8 @@ CASES = {
                       dict(latent=32, hidden=32, out_points=64, cond_points=64), (Trainable, Evaluable, Previewable)),
     "zero1tog": ("splat-attributes", ZDATA, ZSMALL, (Trainable, Evaluable, Previewable)),
     "zero1tog-image": ("splat-attributes", ZDATA, ZSMALL, (Trainable, Evaluable, Previewable)),
+    "dsplats": ("multiview", dict(n_objects=4, views=3, size=16), dict(img_size=16, views=2, width=8, temb=16, attn_head_dim=16, sample_steps=2), (Trainable, Evaluable, Previewable)),
+    "dsplats-images": ("multiview", dict(n_objects=4, views=3, size=16), dict(img_size=16, views=2, width=8, temb=16, attn_head_dim=16, sample_steps=2, fit_steps=2), (Trainable, Evaluable, Previewable)),
     "vid2sim-prior": ("sim-clips", dict(n_clips=4, steps=4, progress=False), dict(frames=5, width=48, depth=1, head_dim=24), (Trainable, Evaluable)),
 }
 SKIP = {}  # preset -> reason (e.g. it needs heavy pretrained parts)

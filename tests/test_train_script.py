@@ -375,6 +375,32 @@ def test_zero1tog_on_splat_attributes(launcher, tmp_path):
     assert (tmp_path / "run" / "samples.png").is_file()
 
 
+@pytest.mark.parametrize("launcher", ["python", "deepspeed"])
+def test_dsplats_on_multiview(launcher, tmp_path):
+    "--model dsplats --data multiview: the multi-view image diffusion model trains, DSplats starts from its backbone (--model-arg init=) and trains through the same script (and under DeepSpeed ZeRO-2 with 2 ranks); both are evaluated on held-out objects and reload."
+    if launcher == "deepspeed" and shutil.which("deepspeed") is None: pytest.skip("deepspeed launcher not installed")
+    env = {"GENBOOK_CACHE": str(tmp_path / "cache")}
+    data = ["--data", "multiview", "--data-arg", "n_objects=8", "--data-arg", "views=4", "--data-arg", "size=16"]
+    small = ["--model-arg", "width=8", "--model-arg", "temb=16", "--model-arg", "attn_head_dim=16", "--model-arg", "sample_steps=2",
+             "--batch-size", "4", "--log-every", "1", "--num-samples", "2", "--no-progress"]
+    src = tmp_path / "images"
+    ok(run(["--model", "dsplats-images"] + data + small + ["--model-arg", "fit_steps=2", "--max-steps", "2", "--out", src], env=env))
+    if launcher == "python":
+        r = run(["--model", "dsplats"] + data + small + ["--model-arg", "views=4", "--max-steps", "1", "--out", tmp_path / "x"], env=env)
+        assert r.returncode != 0 and "use --model-arg views=3" in r.stderr
+    extra = (["--deepspeed_config", ROOT / "configs/ds_zero2.json"], ["deepspeed", "--num_gpus", "2", "--master_port", "29534"]) if launcher == "deepspeed" else ([], None)
+    r = ok(run(["--model", "dsplats"] + data + small + ["--model-arg", f"init={src}", "--max-steps", "3", "--out", tmp_path / "run"] + extra[0], env=env, launcher=extra[1]))
+    assert ("world 2, engine deepspeed" if launcher == "deepspeed" else "world 1") in r.stdout
+    for k in ("val_loss", "psnr", "ssim", "psnr_input_copy"): assert f"test {k}:" in r.stdout
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert res["step"] == 3 and res["test_val_loss"] > 0 and 0 < res["test_psnr"] < 60
+    meta = json.loads(next((tmp_path / "run" / "checkpoints").glob("step_*/meta.json")).read_text())
+    assert meta["config"]["views"] == 3 and meta["config"]["img_size"] == 16 and meta["config"]["mode"] == "splats" and "init" not in meta["config"]
+    assert (tmp_path / "run" / "samples.png").is_file()
+    from genbook.eval.compare import load_run
+    assert load_run(tmp_path / "run", preset="dsplats").mode == "splats" and load_run(src, preset="dsplats-images").mode == "images"
+
+
 def test_vid2sim_prior_on_sim_clips(tmp_path):
     "--model vid2sim-prior --data sim-clips: Vid2Sim's Stage I trains through the same script, takes the frame count from the data and is evaluated on held-out clips."
     env = {"GENBOOK_CACHE": str(tmp_path / "cache")}

@@ -85,7 +85,7 @@ FIT_LR = dict(means=1e-3, log_scales=1e-2, quats=1e-2, opacities=5e-2, rgb=1e-2)
 
 def fit_gaussians(images:torch.Tensor, # (B, V, 3, H, W) (or (V, 3, H, W)) fit views in [0, 1]: one Gaussian per pixel
                   cams:Cameras, # (B, V) (or (V,)) their cameras
-                  init:Gaussians|None=None, # starting Gaussians (B, V*H*W); None: `init_gaussians(images, cams, xyz, mask)`
+                  init:Gaussians|None=None, # starting Gaussians (B, N), any N; None: one per pixel, `init_gaussians(images, cams, xyz, mask)`
                   xyz:torch.Tensor|None=None, mask:torch.Tensor|None=None, # for `init_gaussians`
                   extra_images:torch.Tensor|None=None, # (B, E, 3, H, W) more supervision views (no Gaussians of their own)
                   extra_cams:Cameras|None=None, # (B, E) their cameras
@@ -97,7 +97,7 @@ def fit_gaussians(images:torch.Tensor, # (B, V, 3, H, W) (or (V, 3, H, W)) fit v
                   log_scale_range:tuple=(-9.0, 0.0), # log-scales are kept in this range
                   progress:bool=False, # tqdm bar over steps
                  )->tuple:
-    "Fitted Gaussians (B, V*H*W) (detached) and info: per-step mean loss, final per-object loss, seconds."
+    "Fitted Gaussians (B, N) (detached; N = V*H*W by default) and info: per-step mean loss, final per-object loss, seconds."
     single = torch.is_tensor(images) and images.ndim == 4
     if single:
         images, cams = images[None], cams.reshape(1, *cams.shape)
@@ -117,8 +117,8 @@ def fit_gaussians(images:torch.Tensor, # (B, V, 3, H, W) (or (V, 3, H, W)) fit v
         ec = extra_cams.to(dtype=cams.w2c.dtype, device=cams.w2c.device)
         tgt_cams = Cameras(torch.cat([cams.w2c, ec.w2c], 1), torch.cat([cams.K, ec.K], 1), W, H)
     if init is None: init = init_gaussians(images, cams, xyz, mask, bg=bg, log_scale_range=log_scale_range)
-    if not isinstance(init, Gaussians) or init.batch_shape != (B,) or init.n != V * H * W or init.sh.shape[-2] != 1:
-        raise ValueError(f"fit_gaussians: init must be SH-0 Gaussians of batch ({B},) with {V * H * W} = V*H*W per-pixel Gaussians, got {init!r}")
+    if not isinstance(init, Gaussians) or init.batch_shape != (B,) or init.sh.shape[-2] != 1:
+        raise ValueError(f"fit_gaussians: init must be SH-0 Gaussians of batch ({B},) (per-pixel: V*H*W = {V * H * W} of them, or any number), got {init!r}")
     lo, hi = log_scale_range
     p = dict(means=init.means.detach().clone(), log_scales=init.log_scales.detach().clone(), quats=init.quats.detach().clone(),
              opacities=torch.logit(init.opacities.detach().clamp(1e-9, 1 - 1e-6)), rgb=init.rgb.detach().clone().clamp(0, 1))
