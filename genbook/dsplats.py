@@ -52,6 +52,8 @@ class DSplats(nn.Module):
         if int(views) != views or views < 1: raise ValueError(f"DSplats: views must be a positive integer, got {views}")
         m = 2 ** (len(mults) - 1)
         if img_size % m: raise ValueError(f"DSplats: img_size {img_size} must be divisible by {m} (mults={tuple(mults)})")
+        if attn_head_dim < 0 or (attn_head_dim and (width * mults[-1]) % attn_head_dim):
+            raise ValueError(f"DSplats: attn_head_dim must be 0 or divide the bottleneck width width*mults[-1] = {width * mults[-1]}, got {attn_head_dim}")
         self.S, self.V, self.mode, self.bg = img_size, int(views), mode, bg
         self.near, self.far, self.render_weight, self.sample_steps, self.fit_steps = near, far, render_weight, sample_steps, fit_steps
         self.cout = splatter_channels(0) if mode == "splats" else 3
@@ -78,12 +80,13 @@ def backbone(self:DSplats, x:torch.Tensor, # (B, V, 3, S, S) noisy target views 
     if image.shape != (B, 3, S, S): raise ValueError(f"DSplats: the input view must be ({B}, 3, {S}, {S}), got {tuple(image.shape)}")
     if len(cams.shape) != 2 or cams.shape[0] != B or cams.shape[1] < 1 + V or (cams.height, cams.width) != (S, S):
         raise ValueError(f"DSplats: need cameras ({B}, >= {1 + V}) of {S}x{S} images, got {cams.shape} of {cams.height}x{cams.width}")
+    cams, image = cams.to(x.device), image.to(x.device)
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(B)
     xin = torch.cat([image[:, None].to(x.dtype) * 2 - 1, x], 1)                       # (B, 1+V, 3, S, S)
     rays = plucker_rays(cams[:, :1 + V]).to(x)                                         # (B, 1+V, 6, S, S)
     flag = torch.zeros(B, 1 + V, 1, S, S, dtype=x.dtype, device=x.device); flag[:, 0] = 1
     tt = torch.cat([torch.zeros_like(t)[:, None], t[:, None].expand(B, V)], 1)         # the input view is clean: t = 0
-    out = self.net(torch.cat([xin, rays, flag], 2).flatten(0, 1), tt.flatten(), views=1 + V)
+    out = self.net(torch.cat([xin, rays, flag], 2).flatten(0, 1), tt.flatten(), views=1 + V if hasattr(self.net, "mid_attn") else 1)
     return out.unflatten(0, (B, 1 + V))
 
 # %% ../nbs/36_dsplats.ipynb #71cc9d23
@@ -96,6 +99,7 @@ def denoise(self:DSplats, x:torch.Tensor, # (B, V, 3, S, S) noisy target views i
     "(x0 estimate (B, V, 3, S, S) in [-1, 1], Gaussians (B, (1+V)*S*S) or None in images mode)."
     out = self.backbone(x, t, image, cams)
     if self.mode == "images": return out[:, 1:], None
+    cams = cams.to(x.device)
     B, V = x.shape[:2]
     g = splatter_to_gaussians(out.flatten(0, 1), cams[:, :1 + V].reshape(B * (1 + V)), self.near, self.far)
     g = g.map(lambda a: a.reshape(B, -1, *a.shape[2:]))                              # the union of the views' Gaussians
@@ -123,7 +127,8 @@ def batch_views(self:DSplats, batch:dict)->tuple:
                          f"got {im.shape[1]} (use --model-arg views={im.shape[1] - 1} or more views in the data)")
     if im.shape[-2:] != (self.S, self.S): raise ValueError(f"DSplats: views must be {self.S}x{self.S} (img_size={self.S}), got {tuple(im.shape[-2:])}")
     if not torch.isfinite(im).all(): raise ValueError("DSplats: batch['images'] has NaN or inf values")
-    return im, Cameras(batch["w2c"], batch["K"], self.S, self.S)
+    dev = self.net.inp.weight.device
+    return im.to(dev), Cameras(batch["w2c"].to(dev), batch["K"].to(dev), self.S, self.S)
 
 # %% ../nbs/36_dsplats.ipynb #63318f75
 @patch
@@ -166,7 +171,8 @@ def generate(self:DSplats, image:torch.Tensor, # (B, 3, S, S) input views in [0,
         out, rec["g"] = self.denoise(x, t, image, cams)
         if trajectory: rec["x0"].append(((out + 1) / 2).clamp(0, 1).cpu())
         return out
-    x = torch.randn((B, self.V, 3, self.S, self.S), generator=generator, device=dev) * self.sched.alpha_sigma(1.0)[1].item()
+    x = torch.randn((B, self.V, 3, self.S, self.S), generator=generator, device=generator.device if generator is not None else dev).to(dev)
+    x = x * self.sched.alpha_sigma(1.0)[1].item()
     with eval_mode(self):
         x, info = diffusion_sample(fn, self.sched, x, steps=steps or self.sample_steps, method="ddim", eta=eta, generator=generator, progress=progress)
     return {"views": ((x + 1) / 2).clamp(0, 1), "gaussians": rec["g"], "x0": rec["x0"], "times": info.times}
@@ -201,18 +207,26 @@ def ball_gaussians(B:int, # objects
     q = torch.zeros(B, n, 4); q[..., 0] = 1
     return Gaussians.from_rgb(p, torch.full((B, n, 3), math.log(scale)), q, torch.full((B, n), 0.5), torch.full((B, n, 3), 0.5))
 
-def consistency(views:torch.Tensor, # (B, V, 3, S, S) views in [0, 1]
-                cams:Cameras, # (B, V) their cameras
-                steps:int=200, # fit_gaussians steps
-                gaussians:int=128, # Gaussians in the fitted set (few and view-independent, so one view's cannot hide from the others)
-                bg:float=1.0, seed:int=0)->torch.Tensor:
-    "Per-object PSNR (B,) of one compact Gaussian set fitted to all the views, rendered at those views, against them: how nearly the views are renderings of one 3D object."
+def _fit_psnr(views, cams, steps, gaussians, bg, seed):
+    "Per-object PSNR (B,) of one Gaussian set fitted to all of an object's views (None: per-pixel init)."
     from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
     B = len(views)
-    init = ball_gaussians(B, gaussians, seed=seed).to(device=views.device)
+    init = None if gaussians is None else ball_gaussians(B, gaussians, seed=seed).to(device=views.device)
     with torch.enable_grad(): g, _ = fit_gaussians(views.float(), cams, init=init, steps=steps, bg=bg)
     with torch.no_grad(): r = render(g, cams, bg=bg)["rgb"].clamp(0, 1)
     return psnr(r.flatten(0, 1), views.float().flatten(0, 1), data_range=1.0, reduction="none", dim=(1, 2, 3)).view(B, -1).mean(1)
+
+def consistency(views:torch.Tensor, # (B, V, 3, S, S) views in [0, 1]
+                cams:Cameras, # (B, V) their cameras
+                steps:int=200, # fit_gaussians steps
+                gaussians:int|None=128, # Gaussians per fitted set (few and view-independent, so one view's cannot hide from the others); None: one per pixel
+                bg:float=1.0, seed:int=0)->dict:
+    "How nearly the views are renderings of one 3D object: per-object PSNR (B,) of one Gaussian set fitted to all the views ('joint'), of a set of the same size fitted to each view alone ('alone', the same fit without the need to agree) and their difference ('gap' = joint - alone, 0 for perfectly consistent views)."
+    B, V = views.shape[:2]
+    cams = cams.to(views.device)
+    joint = _fit_psnr(views, cams, steps, gaussians, bg, seed)
+    alone = _fit_psnr(views.flatten(0, 1)[:, None], cams.reshape(B * V, 1), steps, gaussians, bg, seed).view(B, V).mean(1)
+    return {"joint": joint, "alone": alone, "gap": joint - alone}
 
 # %% ../nbs/36_dsplats.ipynb #ebd070d2
 @patch
@@ -222,13 +236,19 @@ def init_backbone(self:DSplats, source, # a DSplats in mode 'images', or a run f
     from safetensors.torch import load_file
     if isinstance(source, nn.Module):
         if not isinstance(source, DSplats) or source.mode != "images": raise ValueError(f"init_backbone: source must be a DSplats in mode 'images', got {source!r}")
-        sd, name = source.state_dict(), repr(source)
+        sd, name, cfg = source.state_dict(), repr(source), source.config
     else:
+        import json
         ck = find_checkpoint(source)
+        try: cfg = json.loads((ck / "meta.json").read_text()).get("config", {})
+        except Exception as e: raise CheckpointError(f"init_backbone: cannot read {ck / 'meta.json'}: {e}") from None
+        if cfg.get("mode") != "images": raise ValueError(f"init_backbone: {ck} is not a DSplats in mode 'images' (a dsplats-images run); its config has mode={cfg.get('mode')!r}")
         f = ck / "ema.safetensors" if (ck / "ema.safetensors").is_file() else ck / "model.safetensors"
         try: sd = load_file(str(f))
         except Exception as e: raise CheckpointError(f"init_backbone: cannot read {f}: {e}") from None
         name = str(ck)
+    if cfg.get("schedule", self.sched.kind) != self.sched.kind:
+        raise ValueError(f"init_backbone: the source was trained on the {cfg['schedule']!r} schedule, this model uses {self.sched.kind!r} (t means a different noise level)")
     own = self.state_dict()
     take = {k: v for k, v in sd.items() if k.startswith("net.") and not k.startswith("net.out.")}
     bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in take.items() if k in own and own[k].shape != v.shape]
