@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/dsplats.html.md"""
 
 # %% ../nbs/36_dsplats.ipynb #228a5b09
 from __future__ import annotations
-import math, time
+import math
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
@@ -221,7 +221,7 @@ def consistency(views:torch.Tensor, # (B, V, 3, S, S) views in [0, 1]
                 steps:int=200, # fit_gaussians steps
                 gaussians:int|None=128, # Gaussians per fitted set (few and view-independent, so one view's cannot hide from the others); None: one per pixel
                 bg:float=1.0, seed:int=0)->dict:
-    "How nearly the views are renderings of one 3D object: per-object PSNR (B,) of one Gaussian set fitted to all the views ('joint'), of a set of the same size fitted to each view alone ('alone', the same fit without the need to agree) and their difference ('gap' = joint - alone, 0 for perfectly consistent views)."
+    "How nearly the views are renderings of one 3D object: per-object PSNR (B,) of one Gaussian set fitted to all the views ('joint'), of a set of the same size fitted to each view alone ('alone', the same fit without the need to agree) and their difference ('gap' = joint - alone: what agreeing costs; below 0 even for true views, since one set serves V views instead of 1)."
     B, V = views.shape[:2]
     cams = cams.to(views.device)
     joint = _fit_psnr(views, cams, steps, gaussians, bg, seed)
