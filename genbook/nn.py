@@ -8,6 +8,7 @@ Docs: https://genbook.github.io/genbook/nn.html.md"""
 from __future__ import annotations
 import math
 import torch
+import torch.utils.checkpoint
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
@@ -15,8 +16,9 @@ from einops import rearrange
 # %% auto #0
 __all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
            'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP', 'SwiGLU',
-           'modulate', 'check_cond', 'TransformerLayer', 'CrossAttention', 'CrossAttentionLayer', 'timestep_features',
-           'TimestepEmbedding', 'patchify', 'unpatchify', 'ResBlock', 'UNet']
+           'modulate', 'check_cond', 'TransformerLayer', 'set_grad_checkpointing', 'CrossAttention',
+           'CrossAttentionLayer', 'timestep_features', 'TimestepEmbedding', 'patchify', 'unpatchify', 'ResBlock',
+           'UNet']
 
 # %% ../nbs/02_nn.ipynb #17dd17cf
 def causal_mask(T:int, # number of queries (the last T of the S keys)
@@ -259,7 +261,7 @@ class TransformerLayer(nn.Module):
         mk = (lambda: LayerNorm32(dim, eps=1e-6, elementwise_affine=False)) if adaln and norm == "layer" else (lambda: NORMS[norm](dim))
         self.norm1, self.attn = mk(), Attention(dim, head_dim, qk_norm=qk_norm, rope=rope, rope_axes=rope_axes)
         self.norm2, self.mlp = mk(), MLPS[mlp](dim, expansion)
-        self.adaln = adaln
+        self.adaln, self.grad_checkpoint = adaln, False   # `set_grad_checkpointing` switches activation checkpointing on
         if adaln:
             self.ada = nn.Sequential(nn.SiLU(), nn.Linear(adaln, 6 * dim))
             nn.init.zeros_(self.ada[1].weight); nn.init.zeros_(self.ada[1].bias)
@@ -272,12 +274,26 @@ class TransformerLayer(nn.Module):
                 pos:torch.Tensor|None=None, # RoPE positions (see `Attention.forward`)
                ):
         check_cond(c, self.adaln, x.shape[0])
+        if self.grad_checkpoint and self.training and cache is None and torch.is_grad_enabled():   # recompute in backward instead of storing
+            return torch.utils.checkpoint.checkpoint(self._forward, x, mask, causal, temp, c, pos, use_reentrant=False)
+        return self._forward(x, mask, causal, temp, c, pos, cache)
+    def _forward(self, x, mask, causal, temp, c, pos, cache=None):
         if not self.adaln:
             x = x + self.attn(self.norm1(x), mask=mask, causal=causal, cache=cache, temp=temp, pos=pos)
             return x + self.mlp(self.norm2(x))
         sa, ca, ga, sm, cm, gm = self.ada(c).chunk(6, -1)   # DiT's order: shift, scale, gate (attention; MLP)
         x = x + ga[:, None] * self.attn(modulate(self.norm1(x), sa, ca), mask=mask, causal=causal, cache=cache, temp=temp, pos=pos)
         return x + gm[:, None] * self.mlp(modulate(self.norm2(x), sm, cm))
+
+# %% ../nbs/02_nn.ipynb #9dd54fd3
+def set_grad_checkpointing(model:nn.Module, # any model; its `TransformerLayer`s are switched
+                           on:bool=True, # on (recompute in backward) or off
+                          )->int:
+    "Switch activation checkpointing of every `TransformerLayer` in `model`; returns how many layers were switched."
+    layers = [m for m in model.modules() if isinstance(m, TransformerLayer)]
+    if on and not layers: raise ValueError(f"{type(model).__name__} has no TransformerLayer: activation checkpointing has nothing to recompute")
+    for m in layers: m.grad_checkpoint = bool(on)
+    return len(layers)
 
 # %% ../nbs/02_nn.ipynb #ade1f9c1
 class CrossAttention(nn.Module):

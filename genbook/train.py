@@ -15,14 +15,15 @@ import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
+from .nn import set_grad_checkpointing
 from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Trainable
 
 # %% auto #0
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
            'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'read_meta',
            'check_checkpoint', 'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback',
-           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'build_ds_config', 'zero_memory_estimate',
-           'TrainingDiverged', 'TrainingInterrupted', 'Trainer']
+           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'TensorBoardLogger', 'build_ds_config',
+           'zero_memory_estimate', 'TrainingDiverged', 'TrainingInterrupted', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #12a548d6
 def warmup_cosine(step:int, # optimizer steps taken so far
@@ -356,6 +357,36 @@ class SampleGrid(Callback):
             xs = self.fn(tr.model)
         if tr.rank == 0: self.saved.append(save_grid(xs.float().cpu(), tr.out/self.folder/f"step_{tr.step:07d}.png", nrow=self.nrow))
 
+class TensorBoardLogger(Callback):
+    "Rank 0 writes every record `LogCallback` logs (and each new `SampleGrid` image) to TensorBoard event files in `<out>/<folder>`, beside metrics.jsonl."
+    order = 26   # after logging (20) and sample grids (25)
+    def __init__(self, folder:str="tensorboard", # sub-folder of the run folder
+                ): self.folder, self.writer, self.logged = folder, None, 0
+    def before_fit(self, tr):
+        if tr.out is None or tr.rank != 0: return
+        try: from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e: raise ImportError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, or leave the logger out") from None
+        # a resumed run continues the same event files; events after its checkpoint (from the run that was cut off) are purged
+        self.writer = SummaryWriter(str(tr.out/self.folder), purge_step=tr.step + 1 if tr.step else None)
+        self.logged = len(tr.history)
+        self.grids = {id(cb): len(cb.saved) for cb in tr.callbacks if isinstance(cb, SampleGrid)}   # images saved so far
+    def after_step(self, tr, rec):
+        if self.writer is None: return
+        for r in tr.history[self.logged:]:
+            for k, v in r.items():
+                if k == "step" or isinstance(v, bool) or not isinstance(v, (int, float)): continue
+                self.writer.add_scalar(f"eval/{k[5:]}" if k.startswith("eval_") else f"train/{k}", v, r["step"])
+        self.logged = len(tr.history)
+        for cb in tr.callbacks:
+            if not isinstance(cb, SampleGrid) or len(cb.saved) <= self.grids.get(id(cb), 0): continue
+            from PIL import Image
+            for p in cb.saved[self.grids.get(id(cb), 0):]: self.writer.add_image(cb.folder, np.asarray(Image.open(p).convert("RGB")), tr.step, dataformats="HWC")
+            self.grids[id(cb)] = len(cb.saved)
+        self.writer.flush()
+    def after_fit(self, tr):
+        if self.writer is not None: self.writer.close(); self.writer = None
+
+
 # %% ../nbs/03_train.ipynb #7035ccbc
 def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
                      batch_size:int, world:int, accum:int, # global batch, ranks, accumulation (when the JSON does not set it)
@@ -426,6 +457,7 @@ class Trainer:
                  grad_clip:float|None=1.0, # max gradient norm (None or 0: no clipping)
                  bf16:bool=False, # bf16 autocast (DeepSpeed: its bf16 mode)
                  accum:int=1, # gradient accumulation steps (DeepSpeed: from the config if set there)
+                 grad_checkpoint:bool=False, # activation checkpointing in every TransformerLayer (genbook.nn.set_grad_checkpointing)
                  seed:int=0, # data order and per-step data noise; seed model init and model-side noise yourself (core.seed_everything)
                  out:str|Path|None=None, # run folder: metrics.jsonl, checkpoints/ (None: nothing written)
                  log_every:int=10, # steps between metric records
@@ -453,11 +485,12 @@ class Trainer:
         self.__dict__.update(dict(batch_size=batch_size, max_steps=max_steps, lr=lr, min_lr=min_lr, warmup=warmup,
             weight_decay=weight_decay, betas=tuple(betas), grad_clip=grad_clip, bf16=bf16, accum=accum, seed=seed,
             log_every=log_every, ckpt_every=ckpt_every, eval_fn=eval_fn, eval_every=eval_every, progress=progress, max_skipped=max_skipped,
-            keep_checkpoints=keep_checkpoints))
+            keep_checkpoints=keep_checkpoints, grad_checkpoint=grad_checkpoint))
         self.rank, self.world, self.device = setup_distributed(self.ds)
         if bf16 and autocast_dtype(self.device) is None:
             why = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16/AMX" if self.device.type == "cpu" else "no bf16 support"
             warnings.warn(f"bf16=True on {self.device} without native bf16 ({why}): bf16 is emulated and much slower than fp32 here")
+        if grad_checkpoint: set_grad_checkpointing(model)
         model.to(self.device)
         self.opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=self.betas)
         ratio = min_lr / lr if lr > 0 else 0.0
