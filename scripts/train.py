@@ -4,9 +4,11 @@
     python scripts/train.py                                   # TarFlow on digits, CPU, a few minutes
     torchrun --standalone --nproc_per_node 2 scripts/train.py # 2 ranks, DDP
     deepspeed --num_gpus 2 scripts/train.py --deepspeed_config configs/ds_zero2.json
+    python scripts/train.py --config run.toml --max-steps 100  # flags from an experiment file; the command line wins
 
-Writes metrics.jsonl, checkpoints/ and samples.png into --out (default runs/<model>) and prints the
-test metrics. The same file runs unchanged under python, torchrun and deepspeed.
+Writes metrics.jsonl, tensorboard/ (the same records as TensorBoard events), checkpoints/, samples.png
+and config.json (the fully resolved configuration; --config config.json repeats the run) into --out
+(default runs/<model>) and prints the test metrics. The same file runs unchanged under python, torchrun and deepspeed.
 
 A folder that already holds a run is never written into by accident: --resume continues it (the
 schedule flags --lr/--warmup/--max-steps must then match the checkpoint's, or be left out), --overwrite
@@ -37,6 +39,8 @@ def parse_kv(items, what):
 
 def get_parser():
     p = ArgParser(prog="train.py", description=__doc__.split("\n")[0])
+    p.add_argument("--config", metavar="FILE", help="experiment file (.toml, .yaml/.yml or .json): any flag below as a key (dashes or underscores), "
+                   "model_args / data_args tables for --model-arg / --data-arg; flags given on the command line win; a run's config.json repeats it")
     p.add_argument("--model", default="tarflow-digits", help="model preset (--list shows them)")
     p.add_argument("--data", default="digits", help="dataset preset (--list shows them)")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="override a model argument (repeatable)")
@@ -48,6 +52,8 @@ def get_parser():
     p.add_argument("--direction", choices=["l2r", "r2l"], help="token order for text datasets (passed to the dataset as direction=)")
     p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights with this decay (e.g. 0.999) for evaluation and sampling (default: the preset's, else none)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
+    p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: every transformer layer recomputes its forward in backward (less memory, about one more forward per step)")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events (tensorboard/ in the run folder)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--out", help="run folder (default runs/<model>; with --resume, the resumed run's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png and result.json (other files stay)")
@@ -67,8 +73,83 @@ def get_parser():
     return p
 
 
-RUN_FILES = ("metrics.jsonl", "checkpoints", "samples.png", "result.json")   # what a run writes, and --overwrite removes
+RUN_FILES = ("metrics.jsonl", "checkpoints", "samples.png", "result.json", "tensorboard", "config.json")   # what a run writes, and --overwrite removes
 SCHEDULE = {"lr": "--lr", "warmup": "--warmup", "max_steps": "--max-steps"}
+
+
+NOT_IN_CONFIG = {"config", "list", "dry_run", "local_rank", "model_arg", "data_arg"}   # command-line only (model_args / data_args are tables)
+RUN_ONLY = {"out", "resume", "overwrite", "until"}                                    # where and whether to run, not what: not written to config.json
+
+
+def read_config(path):
+    "The dict in an experiment file (.toml, .yaml/.yml, .json); keys starting with '_' are information and are dropped."
+    f = Path(path)
+    if not f.is_file(): raise FileNotFoundError(f"--config {path}: no such file")
+    kind = f.suffix.lower()
+    try:
+        if kind == ".toml":
+            try: import tomllib
+            except ModuleNotFoundError:   # Python 3.10
+                try: import tomli as tomllib
+                except ModuleNotFoundError: raise ValueError(f"--config {path}: TOML needs Python 3.11+ or the tomli package; or use a .yaml / .json file") from None
+            d = tomllib.loads(f.read_text())
+        elif kind in (".yaml", ".yml"):
+            import yaml
+            d = yaml.safe_load(f.read_text())
+        elif kind == ".json": d = json.loads(f.read_text())
+        else: raise ValueError(f"--config {path}: expected a .toml, .yaml, .yml or .json file, got {kind or 'no extension'!r}")
+    except ValueError as e:
+        if str(e).startswith("--config"): raise
+        raise ValueError(f"--config {path}: cannot parse it ({e})") from None
+    except Exception as e:   # yaml.YAMLError and friends
+        raise ValueError(f"--config {path}: cannot parse it ({type(e).__name__}: {e})") from None
+    if d is None: d = {}
+    if not isinstance(d, dict): raise ValueError(f"--config {path}: expected a table of flags at the top level, got a {type(d).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in d.items() if not str(k).startswith("_")}
+
+
+def apply_config(p, argv, path):
+    "Parse argv again with the file's values as defaults (so the command line wins); returns (args, model_args, data_args) of the file."
+    import difflib
+    d = read_config(path)
+    tables = {}
+    for k in ("model_args", "data_args"):
+        t = d.pop(k, {}) or {}
+        if not isinstance(t, dict): raise ValueError(f"--config {path}: {k} must be a table of key = value, got {t!r}")
+        tables[k] = {str(a).replace("-", "_"): v for a, v in t.items()}
+    acts = {a.dest: a for a in p._actions if a.dest not in NOT_IN_CONFIG and a.dest != "help"}
+    for k, v in d.items():
+        if k not in acts:
+            near = difflib.get_close_matches(k, list(acts) + ["model_args", "data_args"], n=1)
+            raise ValueError(f"--config {path}: unknown key {k!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + ("; set --model-arg / --data-arg values in the model_args / data_args tables" if k in ("model_arg", "data_arg") else ""))
+        a, flag = acts[k], "--" + k.replace("_", "-")
+        if isinstance(a, argparse._StoreTrueAction):
+            if not isinstance(v, bool): raise ValueError(f"--config {path}: {k} = {v!r}: expected true or false ({flag} is a switch)")
+        elif v is not None and a.type in (int, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (a.type is int and not float(v).is_integer()):
+                raise ValueError(f"--config {path}: {k} = {v!r}: expected {'an integer' if a.type is int else 'a number'} ({flag})")
+            v = d[k] = a.type(v)
+        elif v is not None and not isinstance(v, str): raise ValueError(f"--config {path}: {k} = {v!r}: expected a string ({flag})")
+        if a.choices is not None and v is not None and v not in a.choices: raise ValueError(f"--config {path}: {k} = {v!r}: expected one of {list(a.choices)}")
+    p.set_defaults(**d)
+    return p.parse_args(argv), tables["model_args"], tables["data_args"]
+
+
+def write_config(out, args, cfg, model_args, data_args, model, tr, ds):
+    "config.json in the run folder: the flags as resolved (loadable by --config) and, under _resolved, what they resolved to."
+    import platform, torch, genbook
+    from genbook.train import model_config
+    flags = {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG | RUN_ONLY}
+    flags.update({k: cfg[k] for k in ("max_steps", "batch_size", "lr", "warmup", "ema") if k in cfg})
+    rec = {**flags, "model_args": model_args, "data_args": data_args,
+           "_resolved": {"model": type(model).__name__, "model_config": model_config(model), "train": {**cfg, "accum": tr.accum, "bf16": tr.bf16},
+                         "world": tr.world, "micro_batch": tr.batch_size // (tr.world * tr.accum), "engine": "deepspeed" if tr.ds else "ddp" if tr.ddp else "torch",
+                         "deepspeed": tr.ds_config if tr.ds else None, "command": " ".join(sys.argv),
+                         "versions": {"genbook": genbook.__version__, "torch": torch.__version__, "python": platform.python_version()},
+                         "written": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    tmp = out / "config.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=1, default=str)); tmp.replace(out / "config.json")
 
 
 def check_args(p, args):
@@ -218,6 +299,8 @@ def dry_run(tr):
 def main(argv=None):
     p = get_parser()
     args = p.parse_args(argv)
+    file_model_args, file_data_args = {}, {}
+    if args.config: args, file_model_args, file_data_args = apply_config(p, argv, args.config)
     check_args(p, args)
     import torch
     from genbook.core import MODELS, DATA, import_presets, seed_everything, Sampler, Evaluable, Previewable
@@ -226,15 +309,17 @@ def main(argv=None):
         print("models:\n" + MODELS.describe() + "\n\ndatasets:\n" + DATA.describe()); return 0
     if args.deepspeed_config:
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
-    from genbook.train import Trainer, dist_env, param_groups, describe_groups, find_checkpoint
+    from genbook.train import Trainer, TensorBoardLogger, dist_env, param_groups, describe_groups, find_checkpoint
     from genbook.viz import save_grid
     rank = dist_env()[0]
     cfg = MODELS.train_defaults(args.model)
     for k in ("max_steps", "batch_size", "lr", "warmup", "ema"):
         if getattr(args, k) is not None: cfg[k] = getattr(args, k)
+    if args.grad_checkpoint: cfg["grad_checkpoint"] = True
     ckpt = find_checkpoint(args.resume) if args.resume else None
     if ckpt is not None: resume_schedule(ckpt, args, cfg)
-    model_args, data_args = parse_kv(args.model_arg, "--model-arg"), parse_kv(args.data_arg, "--data-arg")
+    model_args = {**file_model_args, **parse_kv(args.model_arg, "--model-arg")}
+    data_args = {**file_data_args, **parse_kv(args.data_arg, "--data-arg")}
     check_types(model_args, MODELS.config(args.model), "--model-arg"); check_types(data_args, DATA.config(args.data), "--data-arg")
     if args.deepspeed_config:   # a bad JSON fails here, not after data building and DeepSpeed's start-up
         from genbook.train import build_ds_config
@@ -259,15 +344,17 @@ def main(argv=None):
     groups = describe_groups(param_groups(model, cfg.get("weight_decay", inspect.signature(Trainer).parameters["weight_decay"].default)))   # before ZeRO-3 partitions the tensors
     tr = Trainer(model, train, out=out, seed=args.seed, bf16=args.bf16, log_every=args.log_every,
                  ckpt_every=ckpt_every, eval_fn=eval_fn, deepspeed_config=args.deepspeed_config,
-                 progress=not args.no_progress, max_skipped=args.max_skipped, keep_checkpoints=args.keep_checkpoints, **cfg)
+                 progress=not args.no_progress, max_skipped=args.max_skipped, keep_checkpoints=args.keep_checkpoints,
+                 callbacks=[] if args.no_tensorboard or args.dry_run else [TensorBoardLogger()], **cfg)
     if rank == 0:
         print(f"{args.model} ({sum(getattr(p, 'ds_numel', p.numel()) for p in model.parameters() if p.requires_grad)/1e6:.2f}M trainable params) on {args.data} "
               f"({len(train)} train): {tr.max_steps} steps, global batch {tr.batch_size}, world {tr.world}, "
               f"engine {'deepspeed' if tr.ds else 'ddp' if tr.ddp else 'torch'}, device {tr.device}"
               + (", dry run: nothing written" if out is None else f", checkpoint every {tr.ckpt_every} steps" + (f" (newest {args.keep_checkpoints} kept)" if args.keep_checkpoints else "") if tr.ckpt_every else ", checkpoint at the end")
-              + (f", EMA {tr.ema.decay}" if tr.ema is not None else ""), flush=True)
+              + (f", EMA {tr.ema.decay}" if tr.ema is not None else "") + (", activation checkpointing" if tr.grad_checkpoint else ""), flush=True)
         print("param groups: " + groups, flush=True)
     if args.dry_run: return dry_run(tr)
+    if rank == 0: write_config(out, args, cfg, {**model_args}, {**data_args}, model, tr, args.deepspeed_config)
     t0 = time.time()
     tr.fit(resume=ckpt, until=args.until)
     wall = time.time() - t0

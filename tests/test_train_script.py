@@ -15,6 +15,11 @@ def run(args, env=None, launcher=None, timeout=900):
     return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
 
 
+def sample(args, env=None, timeout=600):
+    e = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py")] + [str(a) for a in args], cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
+
+
 def losses(out):
     return [json.loads(l)["loss"] for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
 
@@ -330,6 +335,12 @@ def test_wvd_on_clips(model, tmp_path):
     from PIL import Image
     w, h = Image.open(tmp_path / "samples.png").size
     assert w > h                                               # one row of frames per clip
+    if model == "wvd":                                         # scripts/sample.py draws clips from the run; WVD has no guidance
+        r = ok(sample([tmp_path, "--n", "2", "--steps", "2"]))
+        from safetensors.torch import load_file
+        assert load_file(tmp_path / "sampled" / "samples.safetensors")["gnone"].shape == (2, 3, 6, 16, 16)
+        r = sample([tmp_path, "--guidance", "2", "--n", "2"])
+        assert r.returncode != 0 and "WVD is unconditional" in r.stderr
 
 
 @pytest.mark.parametrize("model", ["shapetokens", "pointcloud-ae"])
@@ -399,6 +410,9 @@ def test_dsplats_on_multiview(launcher, tmp_path):
     assert (tmp_path / "run" / "samples.png").is_file()
     from genbook.eval.compare import load_run
     assert load_run(tmp_path / "run", preset="dsplats").mode == "splats" and load_run(src, preset="dsplats-images").mode == "images"
+    if launcher == "python":                                   # scripts/sample.py: held-out inputs from the data named in the run's config.json
+        r = ok(sample([tmp_path / "run", "--n", "2"], env=env))
+        assert "held-out inputs" in r.stdout and (tmp_path / "run" / "sampled" / "gnone.png").is_file()
 
 
 def test_vid2sim_prior_on_sim_clips(tmp_path):
@@ -433,3 +447,76 @@ def test_dry_run_zero3_two_ranks(tmp_path):
     assert "param groups: weight_decay=0.0001:" in r.stdout       # counted before ZeRO-3 partitions the tensors (it printed one empty group)
     assert "one optimizer step at micro-batch 1 (global batch 2)" in r.stdout and "rank 0: step" in r.stdout and "rank 1: step" in r.stdout
     assert not (tmp_path / "run").exists() and r.stdout.count("dry run: nothing written") == 2   # the summary line and the last line
+
+
+def test_config_file_tensorboard_and_resolved_config(tmp_path):
+    "--config run.toml sets any flag (the command line wins); the run writes config.json (which --config repeats exactly) and TensorBoard events equal to metrics.jsonl; bad files fail in one line."
+    (tmp_path / "run.toml").write_text('model = "tarflow-digits"\nmax-steps = 5\nlog_every = 1\nnum_samples = 0\nno_progress = true\nwarmup = 2\n'
+                                       '[model_args]\nwidth = 64\nlayers_per_block = 1\n')
+    r = ok(run(["--config", tmp_path / "run.toml", "--max-steps", "4", "--out", tmp_path / "a"]))
+    assert "4 steps" in r.stdout
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["max_steps"] == 4 and cfg["model_args"] == {"width": 64, "layers_per_block": 1} and cfg["_resolved"]["model_config"]["width"] == 64
+    assert cfg["_resolved"]["train"]["batch_size"] == cfg["batch_size"] == 128 and cfg["_resolved"]["world"] == 1
+    ok(run(["--config", tmp_path / "a" / "config.json", "--out", tmp_path / "b"]))
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "b")) == 4
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(tmp_path / "a" / "tensorboard")); ea.Reload()
+    tb = [e.value for e in ea.Scalars("train/loss")]
+    assert [e.step for e in ea.Scalars("train/loss")] == [1, 2, 3, 4] and max(abs(a - b) for a, b in zip(tb, losses(tmp_path / "a"))) < 1e-6
+    ok(run(["--config", tmp_path / "run.toml", "--no-tensorboard", "--out", tmp_path / "c"]))
+    assert not (tmp_path / "c" / "tensorboard").exists()
+    (tmp_path / "run.yaml").write_text("model: tarflow-digits\nmax_step: 3\n")
+    (tmp_path / "types.yaml").write_text("max_steps: many\n")
+    (tmp_path / "switch.json").write_text('{"bf16": 1}')
+    (tmp_path / "broken.toml").write_text("max_steps = \n")
+    (tmp_path / "run.ini").write_text("x")
+    for f, msg in (("run.yaml", "unknown key 'max_step' (did you mean 'max_steps'?)"), ("types.yaml", "max_steps = 'many': expected an integer"),
+                   ("switch.json", "bf16 = 1: expected true or false"), ("broken.toml", "cannot parse it"), ("run.ini", "expected a .toml, .yaml, .yml or .json file"),
+                   ("missing.toml", "no such file")):
+        r = run(["--config", tmp_path / f, "--out", tmp_path / "x"])
+        assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr, (f, r.stderr)
+
+
+def test_grad_checkpoint_flag(tmp_path):
+    "--grad-checkpoint recomputes every transformer layer in backward: the same losses as the plain run; a model without transformer layers is refused."
+    common = ["--max-steps", "4", "--log-every", "1", "--num-samples", "0"] + SMALL
+    ok(run(common + ["--out", tmp_path / "plain"]))
+    r = ok(run(common + ["--grad-checkpoint", "--out", tmp_path / "ckpt"]))
+    assert "activation checkpointing" in r.stdout
+    a, b = losses(tmp_path / "plain"), losses(tmp_path / "ckpt")
+    assert max(abs(x / y - 1) for x, y in zip(a, b)) < 1e-5, (a, b)
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["_resolved"]["train"]["grad_checkpoint"] is True
+    r = run(["--model", "vae-digits", "--grad-checkpoint", "--max-steps", "1", "--out", tmp_path / "x", "--no-progress"])
+    assert r.returncode != 0 and "no TransformerLayer" in r.stderr
+
+
+@pytest.mark.parametrize("model,weights,small", [
+    ("tarflow-digits", ["0", "1.5"], ["width=64", "layers_per_block=1"]),
+    ("dit-digits", ["1", "3"], ["width=32", "depth=1", "head_dim=16", "sample_steps=4"]),
+    ("dart-digits", ["1", "2"], ["width=32", "depth=1", "head_dim=16"]),
+])
+def test_sample_script(model, weights, small, tmp_path):
+    "scripts/sample.py loads a run (EMA weights where kept) and writes one grid per guidance weight and samples.safetensors; the same seed repeats the samples, guidance changes them; bad requests fail in one line."
+    args = ["--model", model, "--max-steps", "2", "--num-samples", "0", "--no-progress", "--ema", "0.9", "--out", tmp_path / "run"]
+    for a in small: args += ["--model-arg", a]
+    ok(run(args))
+    r = ok(sample([tmp_path / "run", "--guidance", *weights, "--n", "20"]))
+    assert "(EMA weights)" in r.stdout
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    out = tmp_path / "run" / "sampled"
+    t = load_file(out / "samples.safetensors")
+    keys = [f"g{float(w):g}" for w in weights]
+    assert sorted(t) == sorted(keys + ["labels"]) and t["labels"].tolist() == [i % 10 for i in range(20)]
+    for k in keys: assert t[k].shape == (20, 1, 8, 8) and t[k].abs().max() <= 1 and (out / f"{k}.png").is_file()
+    assert not (t[keys[0]] == t[keys[1]]).all()                   # guidance changes the samples
+    assert json.loads(safe_open(out / "samples.safetensors", "pt").metadata()["guidance"]) == [float(w) for w in weights]
+    ok(sample([tmp_path / "run", "--guidance", weights[1], "--n", "20", "--out", tmp_path / "again"]))
+    assert (load_file(tmp_path / "again" / "samples.safetensors")[keys[1]] == t[keys[1]]).all()   # seeded
+    for bad, msg in ((["--label", "12"], "the model has 10 classes"), (["--n", "0"], "--n must be >= 1"),
+                     (["--rule", "linear"] if model != "tarflow-digits" else ["--steps", "3"], "applies to the flows" if model != "tarflow-digits" else "fixed number of steps")):
+        r = sample([tmp_path / "run", "--guidance", weights[1]] + bad)
+        assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = sample([tmp_path / "nothing"])
+    assert r.returncode != 0 and "checkpoint not found" in r.stderr
