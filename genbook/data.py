@@ -15,8 +15,8 @@ from .core import DATA
 
 # %% auto #0
 __all__ = ['DIGITS_LEVELS', 'DIGITS_TEST', 'BATCH_KEYS', 'IMG_EXTS', 'TOYS', 'dequantize', 'quantize', 'QuantizedImages',
-           'load_digits_levels', 'digits', 'iter_batches', 'check_batch', 'image_folder', 'toy2d', 'Toy2D',
-           'toy_dataset']
+           'load_digits_levels', 'digits', 'iter_batches', 'check_batch', 'image_folder', 'load_image',
+           'StreamingImages', 'streaming_folder', 'toy2d', 'Toy2D', 'toy_dataset']
 
 # %% ../nbs/01_data.ipynb #5bc21e2f
 def dequantize(v:torch.Tensor, # integer levels in [0, levels)
@@ -190,6 +190,125 @@ def image_folder(path:str=None, # folder of images, or of class sub-folders of i
     labelled = all(c >= 0 for _, c in files)
     y = torch.tensor([c for _, c in files]) if labelled and classes else None
     return QuantizedImages(v, y, levels=256, num_classes=len(classes) if y is not None else 0, dequant=dequant, name=f"folder:{root.name}")
+
+# %% ../nbs/01_data.ipynb #1e3e2e0a
+def load_image(f:str|Path, # an image file
+               size:int, # output size (square)
+               mode:str="RGB", # "RGB" or "L"
+              )->np.ndarray:
+    "Decode, resize the shorter side to `size` (bicubic) and crop the centre: (C, size, size) uint8."
+    from PIL import Image
+    try:
+        with Image.open(f) as im:
+            if im.format == "JPEG": im.draft(mode, (size, size))   # decode at 1/2, 1/4 or 1/8 scale when the file is that much larger
+            im = _to_8bit(im).convert(mode)
+            w, h = im.size; s = size / min(w, h)
+            im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+            l, t = (im.width - size) // 2, (im.height - size) // 2
+            a = np.asarray(im.crop((l, t, l + size, t + size)), dtype=np.uint8)
+    except Exception as e: raise ValueError(f"cannot read image {f}: {e}") from None
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+class StreamingImages(Dataset):
+    "Images decoded from disk when a batch asks for them, served as dequantised floats in [-1, 1] (dict with 'x', optionally 'y' and 'text')."
+    levels = 256
+    def __init__(self, files:list, # image paths
+                 labels:torch.Tensor|None=None, # (N,) class labels or None
+                 texts:list|None=None, # N captions or None
+                 size:int=64, channels:int=3, num_classes:int=0, dequant:bool=True,
+                 workers:int=4, # worker processes that decode batches ahead under the trainer (0: in the training process)
+                 name:str="images"):
+        if channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if not (isinstance(size, int) and size >= 1): raise ValueError(f"size must be a positive integer, got {size!r}")
+        if not (isinstance(workers, int) and workers >= 0): raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+        self.files, self.y, self.texts, self.size, self.channels = [str(f) for f in files], labels, texts, size, channels
+        self.num_classes, self.dequant, self.workers, self.name = num_classes, dequant, workers, name
+    @property
+    def shape(self): return (self.channels, self.size, self.size)
+    def __len__(self): return len(self.files)
+    def get_batch(self, idx, # global batch indices
+                  generator:torch.Generator|None=None, # seeds the dequantisation noise
+                  keep=slice(None), # the part of the global batch to decode (this rank's share)
+                 )->dict:
+        "Decode the images `idx[keep]`; item j's noise is seeded by (generator, j), so it does not depend on `keep`."
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
+        pos = torch.arange(len(idx))[keep]
+        idx = idx[keep]
+        v = torch.from_numpy(np.stack([load_image(self.files[i], self.size, "RGB" if self.channels == 3 else "L") for i in idx.tolist()])).long()
+        u = torch.stack([torch.rand(self.shape, generator=torch.Generator().manual_seed(base + p)) for p in pos.tolist()]) if self.dequant else None
+        out = {"x": dequantize(v, self.levels, u)}
+        if self.y is not None: out["y"] = self.y[idx]
+        if self.texts is not None: out["text"] = [self.texts[i] for i in idx.tolist()]
+        return out
+    def __getitem__(self, i):
+        b = self.get_batch([i])
+        return {k: v[0] for k, v in b.items()}
+    def __repr__(self):
+        return (f"{self.name}: {len(self)} images streamed at {self.shape}, {self.num_classes} classes"
+                + (", captioned" if self.texts is not None else "") + f", {self.workers} workers")
+
+def _image_files(d:Path)->list: return sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTS)
+
+def _hash_split(rel:str, test_fraction:float)->str:
+    import hashlib
+    h = int.from_bytes(hashlib.md5(rel.encode()).digest()[:8], "little") / 2**64
+    return "test" if h < test_fraction else "train"
+
+@DATA.register("folder-stream")
+def streaming_folder(path:str=None, # ImageNet layout (train/ and val/ or test/ of class folders), a folder of class folders, or of images
+                     split:str="train", # "train" or "test" (ImageNet layout: val/ or test/)
+                     size:int=64, # output size (shorter side resized, centre crop)
+                     channels:int=3, # 3 (RGB) or 1 (grey)
+                     test_fraction:float=0.05, # share of files held out when the folder has no train/ val/ split
+                     captions:str|None=None, # None, "txt" (<image>.txt beside each image) or a JSONL manifest of {"file", "text"}
+                     dequant:bool=True, # uniform dequantisation
+                     workers:int=4, # decoding worker processes under the trainer (0: decode in the training process)
+                    )->StreamingImages:
+    "A data set streamed from disk: file list in memory, images decoded per batch (in worker processes under the trainer)."
+    import json
+    if path is None: raise ValueError("streaming_folder needs a path (e.g. --data folder-stream --data-arg path=/data/imagenet)")
+    if split not in ("train", "test"): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if not 0 <= test_fraction < 1: raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    root = Path(path).expanduser()
+    if not root.is_dir(): raise FileNotFoundError(f"image folder not found: {root}")
+    texts = None
+    if captions not in (None, "txt"):                                   # a manifest names the files and their captions
+        man = Path(captions) if Path(captions).is_absolute() else root / captions
+        if not man.is_file(): raise FileNotFoundError(f"captions manifest not found: {man} (captions= takes 'txt' or a JSONL file)")
+        rows = []
+        for n, line in enumerate(man.read_text().splitlines(), 1):
+            if not line.strip(): continue
+            try: r = json.loads(line); f, t = r["file"], r["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e: raise ValueError(f"{man} line {n}: expected a JSON object with 'file' and 'text' ({e})") from None
+            if not (man.parent / f).is_file(): raise FileNotFoundError(f"{man} line {n}: image {man.parent / f} not found")
+            rows.append((man.parent / f, str(t)))
+        if not rows: raise FileNotFoundError(f"captions manifest {man} lists no images")
+        keep = [(f, t) for f, t in rows if _hash_split(str(f.relative_to(man.parent)), test_fraction) == split]
+        return StreamingImages([f for f, _ in keep], None, [t for _, t in keep], size, channels, 0, dequant, workers, name=f"folder-stream:{root.name}/{split}")
+    held = next((root/s for s in ("val", "test") if (root/s).is_dir()), None)
+    layout = (root/"train").is_dir() and held is not None
+    top = root/"train" if layout else root
+    classes = sorted(d.name for d in top.iterdir() if d.is_dir())
+    if layout:
+        base = top if split == "train" else held
+        extra = sorted(d.name for d in base.iterdir() if d.is_dir() and d.name not in classes)
+        if extra: raise ValueError(f"{base} has class folders that {top} lacks: {', '.join(extra[:3])}")
+        files = [(f, i) for i, c in enumerate(classes) if (base/c).is_dir() for f in _image_files(base/c)]
+        rel = None
+    else:
+        files = [(f, i) for i, c in enumerate(classes) for f in _image_files(top/c)] if classes else [(f, -1) for f in _image_files(top)]
+        loose = [f for f in top.iterdir() if f.is_file() and f.suffix.lower() in IMG_EXTS]
+        if classes and loose: raise ValueError(f"image folder {top} has class sub-folders and also {len(loose)} loose image(s) at its top, e.g. {loose[0].name}")
+        files = [(f, c) for f, c in files if _hash_split(str(f.relative_to(top)), test_fraction) == split]
+    if not files: raise FileNotFoundError(f"no {split} images ({', '.join(IMG_EXTS)}) found in {root}")
+    if captions == "txt":
+        miss = [f for f, _ in files if not f.with_suffix(".txt").is_file()]
+        if miss: raise FileNotFoundError(f"captions='txt': {len(miss)} image(s) have no caption file, e.g. {miss[0].with_suffix('.txt')}")
+        texts = [f.with_suffix(".txt").read_text().strip() for f, _ in files]
+    y = torch.tensor([c for _, c in files]) if classes else None
+    return StreamingImages([f for f, _ in files], y, texts, size, channels, len(classes) if classes else 0, dequant, workers,
+                           name=f"folder-stream:{root.name}/{split}")
 
 # %% ../nbs/01_data.ipynb #7b861310
 TOYS = ("moons", "8gaussians", "checkerboard", "rings", "spirals")

@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/train.html.md"""
 
 # %% ../nbs/03_train.ipynb #8081310d
 from __future__ import annotations
-import os, json, math, time, random, contextlib, warnings, signal, threading, shutil
+import os, json, math, time, random, contextlib, warnings, signal, threading, shutil, itertools
 from pathlib import Path
 import numpy as np
 import torch
@@ -45,14 +45,16 @@ class BatchStream:
                  rank:int=0, world:int=1, # this process and the number of processes
                  accum:int=1, # gradient accumulation steps
                  device=None, # where batches go
+                 workers:int=0, # worker processes that build the coming micro-batches ahead (0: build each when asked)
                 ):
         if not hasattr(data, "get_batch"): raise TypeError(f"{type(data).__name__} has no get_batch(idx, generator, keep); see genbook.data")
         if len(data) == 0: raise ValueError("dataset is empty")
         if batch_size % (world * accum):
             raise ValueError(f"batch size {batch_size} is not divisible by world size {world} x gradient accumulation {accum}")
         self.data, self.G, self.seed, self.rank, self.world, self.accum, self.device = data, batch_size, seed, rank, world, accum, device
-        self.micro = batch_size // (world * accum)
-        self._perm = {}
+        if not (isinstance(workers, int) and workers >= 0): raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+        self.micro, self.workers = batch_size // (world * accum), workers
+        self._perm, self._it, self._next = {}, None, None
     def _perm_of(self, epoch):
         if epoch not in self._perm:
             if len(self._perm) > 4: self._perm.clear()
@@ -70,6 +72,22 @@ class BatchStream:
             a:int=0, # accumulation index
            )->dict:
         "This rank's micro-batch `a` of step `step`, on `device`."
+        if self.workers == 0: b = self.build(step, a)
+        else:
+            key = step * self.accum + a
+            if self._it is None or key != self._next:   # first call, a resume or a jump: restart the workers at this micro-batch
+                self.close()
+                # a private generator: starting the workers must not draw from the global RNG, which the model's noise uses (exact resume)
+                self._it = iter(torch.utils.data.DataLoader(_Ahead(self), batch_size=None, sampler=itertools.count(key), num_workers=self.workers,
+                                                            prefetch_factor=2, persistent_workers=False, generator=torch.Generator().manual_seed(key)))
+            b = next(self._it); self._next = key + 1
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
+    def close(self):
+        "Stop the worker processes (they restart on the next `get`)."
+        if self._it is not None and hasattr(self._it, "_shutdown_workers"): self._it._shutdown_workers()
+        self._it = self._next = None
+    def build(self, step:int, a:int=0)->dict:
+        "The micro-batch (step, a) on the CPU, built in this process: what `get` returns, whether workers build it or not."
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) % 2**63)
         j = (a * self.world + self.rank) * self.micro
         b = self.data.get_batch(self.indices(step), g, keep=slice(j, j + self.micro))
@@ -79,7 +97,12 @@ class BatchStream:
                 items = self.indices(step)[j:j + self.micro][bad].tolist()
                 raise ValueError(f"step {step}: batch[{k!r}] holds NaN or inf in dataset item(s) {items[:8]}{' ...' if len(items) > 8 else ''} "
                                  f"of {type(self.data).__name__}; fix or remove them")
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
+        return b
+
+class _Ahead(torch.utils.data.Dataset):
+    "Micro-batch k = (step, a) = divmod(k, accum) of a `BatchStream`, for worker processes."
+    def __init__(self, stream): self.stream = stream
+    def __getitem__(self, k): return self.stream.build(*divmod(k, self.stream.accum))
 
 # %% ../nbs/03_train.ipynb #055f812c
 def dist_env()->tuple:
@@ -458,6 +481,7 @@ class Trainer:
                  bf16:bool=False, # bf16 autocast (DeepSpeed: its bf16 mode)
                  accum:int=1, # gradient accumulation steps (DeepSpeed: from the config if set there)
                  grad_checkpoint:bool=False, # activation checkpointing in every TransformerLayer (genbook.nn.set_grad_checkpointing)
+                 workers:int|None=None, # data worker processes building batches ahead (None: the data set's `workers` attribute, else 0)
                  seed:int=0, # data order and per-step data noise; seed model init and model-side noise yourself (core.seed_everything)
                  out:str|Path|None=None, # run folder: metrics.jsonl, checkpoints/ (None: nothing written)
                  log_every:int=10, # steps between metric records
@@ -505,7 +529,7 @@ class Trainer:
         elif self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.ema = EMA(model, ema) if ema is not None else None
-        self.stream = BatchStream(data, batch_size, seed, self.rank, self.world, self.accum, self.device)
+        self.stream = BatchStream(data, batch_size, seed, self.rank, self.world, self.accum, self.device, workers=getattr(data, "workers", 0) if workers is None else workers)
         builtin = [EvalCallback(eval_every)] * (eval_fn is not None) + [LogCallback(log_every), CheckpointCallback(ckpt_every)]
         self.callbacks = sorted([*builtin, *callbacks], key=lambda c: c.order)
         self.step, self.skipped, self.dropped, self.history, self.end, self.bar = 0, 0, 0, [], max_steps, None
@@ -693,7 +717,7 @@ class Trainer:
                 if self.step < self.end and self._any(self._signal is not None): self._stop_on_signal()
             for cb in self.callbacks: cb.after_fit(self)
         finally:
-            self.bar.close()
+            self.bar.close(); self.stream.close()
             for s, h in old.items(): signal.signal(s, h)
         return self.history
 

@@ -27,6 +27,14 @@
    4 tokens) with the KV cache (one new block per step) vs recomputing the whole prefix every step; and
    classifier-free guidance for DiT (50 DDIM steps) with conditional and unconditional rows in one batched
    call vs two calls per step.
+9. Data: images per second from a folder of generated 256x256 JPEGs, streamed at 64x64
+   (genbook.data.streaming_folder: decode, shorter-side resize, centre crop, dequantise) through the
+   trainer's BatchStream with 0, 1 and 2 worker processes (steady state, after the workers start), beside
+   loading the folder into memory.
+10. Training FLOP rate: one training step (forward + backward + AdamW) of a TarFlow at width 256 and 512
+   (FLOPs counted by torch.utils.flop_counter), as a fraction of this machine's fp32 matmul rate measured
+   in the same run; bf16 is measured only where the CPU has native bf16 (AVX512-BF16 / AMX), since
+   emulated bf16 is 25-40x slower than fp32.
 """
 import argparse, json, time
 from pathlib import Path
@@ -359,6 +367,66 @@ def bench_diffusion(reps, quick=False):
     return out
 
 
+def bench_data(reps, quick=False):
+    "Images/s of the streaming folder through BatchStream with 0, 1, 2 workers, and of loading the folder into memory."
+    import tempfile, numpy as np
+    from PIL import Image
+    from genbook.data import streaming_folder, image_folder
+    from genbook.train import BatchStream
+    n, G, steps = (48, 16, 6) if quick else (256, 32, 24)
+    out = {"config": f"{n} generated 256x256 JPEGs (quality 90) streamed at 64x64, global batch {G}, {steps} steps"}
+    with tempfile.TemporaryDirectory() as d:
+        rng = np.random.default_rng(0)
+        for i in range(n):   # smooth random images (noise compresses badly and is not what photos look like)
+            small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((256, 256), Image.BICUBIC).save(f"{d}/{i:04d}.jpg", quality=90)
+        data = streaming_folder(d, size=64, test_fraction=0.0)
+        for w in (0, 1, 2):   # steady state: the workers are started (and the first batch built) before the clock starts
+            ts = []
+            for _ in range(reps):
+                bs = BatchStream(data, G, seed=0, workers=w); bs.get(0)
+                t0 = time.perf_counter()
+                for s in range(1, steps + 1): bs.get(s)
+                ts.append(time.perf_counter() - t0); bs.close()
+            out[f"workers_{w}_img_s"] = G * steps / min(ts)
+        out["in_memory_load_img_s"] = n / best(lambda: image_folder(d, size=64), 1)
+    out["workers_2_over_0"] = out["workers_2_img_s"] / out["workers_0_img_s"]
+    return out
+
+
+def bench_flops(reps, quick=False):
+    "Training-step FLOP rate of a TarFlow at width 256 and 512 as a fraction of the measured fp32 matmul rate; bf16 where native."
+    from torch.utils.flop_counter import FlopCounterMode
+    cap = torch.backends.cpu.get_cpu_capability()
+    native_bf16 = any(k in cap.upper() for k in ("AMX", "BF16")) or torch.cuda.is_available()
+    n = 1024 if quick else 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    mm = 2 * n ** 3 / best(lambda: a @ b, reps)
+    out = {"cpu_capability": cap, "matmul_fp32_gflops": mm / 1e9, "native_bf16": native_bf16}
+    if native_bf16:
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        out["matmul_bf16_gflops"] = 2 * n ** 3 / best(lambda: a16 @ b16, reps) / 1e9
+    for w in ((256,) if quick else (256, 512)):
+        torch.manual_seed(0)
+        m = TarFlow(in_channels=3, img_size=32, patch_size=4, width=w, num_blocks=4, layers_per_block=2, head_dim=64, num_classes=0)
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+        x = torch.rand(16, 3, 32, 32) * 2 - 1
+        def step(bf16=False):
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16): loss = m.loss({"x": x})["loss"]
+            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        with FlopCounterMode(display=False) as fc:
+            loss = m.loss({"x": x})["loss"]; loss.backward()
+        m.zero_grad(set_to_none=True)
+        flops = fc.get_total_flops()
+        t = best(step, reps)
+        r = {"params": sum(p.numel() for p in m.parameters()), "step_flops": flops, "step_s": t, "gflops": flops / t / 1e9}
+        r["fraction_of_matmul"] = r["gflops"] * 1e9 / mm
+        if native_bf16:
+            r["bf16_step_s"] = best(lambda: step(True), reps); r["bf16_speedup"] = t / r["bf16_step_s"]
+        out[f"width_{w}"] = r
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
@@ -424,6 +492,17 @@ def main():
           f"{r['dart_recompute_over_cached']:.1f}x faster (max |diff| {r['dart_max_abs_diff']:.1e}); guided (w=2, one batched pass) {r['dart_guided_cached_s']:.3f}s")
     print(f"    DiT CFG w=2, {r['dit_steps']} DDIM steps: one batched call {r['dit_cfg_one_call_s']:.3f}s | two calls {r['dit_cfg_two_calls_s']:.3f}s  ->  "
           f"{r['dit_cfg_two_over_one']:.2f}x (max |diff| {r['dit_cfg_max_abs_diff']:.1e})")
+    r = res["data"] = bench_data(a.reps, a.quick)
+    print(f"[9] Streaming data, {r['config']}: " + ", ".join(f"{w} workers {r[f'workers_{w}_img_s']:.0f} img/s" for w in (0, 1, 2))
+          + f"  ->  2 workers / none {r['workers_2_over_0']:.2f}x; loading the folder into memory {r['in_memory_load_img_s']:.0f} img/s")
+    r = res["flops"] = bench_flops(a.reps, a.quick)
+    print(f"[10] Training FLOP rate (TarFlow, 32x32x3, patch 4, 4 blocks x 2 layers, batch 16, forward + backward + AdamW), CPU {r['cpu_capability']}: "
+          f"fp32 matmul {r['matmul_fp32_gflops']:.0f} GFLOP/s" + (f", bf16 matmul {r['matmul_bf16_gflops']:.0f} GFLOP/s" if r["native_bf16"] else ""))
+    for k, c in r.items():
+        if not k.startswith("width_"): continue
+        print(f"    {k.replace('_', ' ')}: {c['params'] / 1e6:.1f}M params, {c['step_flops'] / 1e9:.1f} GFLOP per step in {c['step_s'] * 1e3:.0f} ms -> "
+              f"{c['gflops']:.0f} GFLOP/s = {c['fraction_of_matmul']:.0%} of the matmul rate" + (f"; bf16 autocast {c['bf16_speedup']:.2f}x" if "bf16_speedup" in c else ""))
+    if not r["native_bf16"]: print(f"    bf16 not measured: CPU capability {r['cpu_capability']} has no native bf16 (emulated bf16 runs 25-40x slower than fp32; train.py --bf16 warns)")
     if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
 
 

@@ -32,3 +32,9 @@ def test_bench_quick(tmp_path):
     df = res["diffusion"]
     assert df["dart_max_abs_diff"] < 1e-4 and df["dit_cfg_max_abs_diff"] < 1e-4    # cache and batched CFG change nothing
     assert df["dart_T"] == 16 and df["dart_recompute_over_cached"] > 0 and df["dit_cfg_two_over_one"] > 0
+    da = res["data"]
+    assert all(da[f"workers_{w}_img_s"] > 0 for w in (0, 1, 2)) and da["in_memory_load_img_s"] > 0
+    fl = res["flops"]
+    assert fl["matmul_fp32_gflops"] > 0 and fl["native_bf16"] == ("bf16_speedup" in fl["width_256"])   # bf16 only where native
+    w = fl["width_256"]
+    assert w["step_flops"] > 6 * w["params"] * 16 * 64 * 0.5 and 0 < w["fraction_of_matmul"]       # at least ~6 N D FLOPs counted
