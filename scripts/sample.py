@@ -5,6 +5,7 @@
     python scripts/sample.py runs/tarflow-digits --guidance 0 1 --n 20 --temperature 0.9
     python scripts/sample.py runs/starflow-text --prompt "a three" "a seven" --guidance 0 2
     python scripts/sample.py runs/dsplats --n 8                          # image-conditioned: held-out inputs from the run's data
+    python scripts/sample.py runs/dit-s-2 --guidance 1.5 --n 10000 --fid pt_inception-2015-12-05-6726825d.pth
 
 Loads the run's latest checkpoint (or --checkpoint), with the EMA weights where the run kept them
 (--no-ema: the raw weights), and writes into --out (default <run>/sampled/): one grid per weight
@@ -15,6 +16,11 @@ picks TarFlow's linear rule or STARFlow's Gaussian rule). Class-conditional mode
 turn, text-conditional ones the --prompt captions in turn; image-conditioned models (Zero-1-to-G,
 DSplats) take their inputs from the held-out split of the data set named in the run's config.json (or
 --data / --data-arg).
+
+--fid WEIGHTS also computes, for each weight, the FID of the samples against the held-out split of the
+run's data set (--fid-split train: the training split) with the standard Inception network
+(genbook.eval.fid.fid_inception: the TF 2015-12-05 weights give paper-comparable numbers; other
+weights are used with a warning), and writes fid.json.
 """
 import argparse, json, math, sys, time
 from pathlib import Path
@@ -43,6 +49,9 @@ def get_parser():
     p.add_argument("--preset", help="model preset (default: the run folder's name, as load_run finds it)")
     p.add_argument("--data", help="image-conditioned models: data set preset (default: the run's config.json)")
     p.add_argument("--data-arg", action="append", metavar="KEY=VALUE", help="data set argument (repeatable; default: the run's config.json)")
+    p.add_argument("--fid", metavar="WEIGHTS", help="also compute FID against the run's data set with the Inception network in this file (e.g. pt_inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--fid-split", choices=["test", "train"], default="test", help="the data split FID compares with (default: test)")
+    p.add_argument("--fid-ref", type=int, default=50000, help="at most this many reference images for FID")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even where the run kept an EMA")
     p.add_argument("--out", help="output folder (default <run>/sampled)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -110,6 +119,32 @@ def draw(kind, model, a, w, n, cond, data, dev):
     return model.sample(n, guidance=None, steps=a.steps, generator=gen)   # WVD: (n, F, C, H, W) clips
 
 
+def to_uint8_rgb(x):
+    "(N, C, H, W) images in [-1, 1] -> uint8 RGB (grey repeated, extra channels dropped)."
+    import torch
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]
+
+
+def fid_reference(a, cfg, n):
+    "uint8 RGB images of the run's data set (split a.fid_split), at most n."
+    import torch
+    from genbook.core import DATA, import_presets
+    from genbook.data import iter_batches
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train import parse_kv
+    import_presets()
+    name = a.data or cfg.get("data")
+    if not name: raise ValueError(f"--fid: {a.run} has no config.json naming its data set: pass --data (and --data-arg)")
+    dargs = {**(cfg.get("data_args", {}) if not a.data else {}), **parse_kv(a.data_arg, "--data-arg")}
+    data = DATA.build(name, split=a.fid_split, **dargs)
+    xs, got = [], 0
+    for b in iter_batches(data, 256, torch.Generator().manual_seed(0)):
+        xs.append(to_uint8_rgb(b["x"])); got += len(b["x"])
+        if got >= n: break
+    return torch.cat(xs)[:n], f"{name} ({a.fid_split}, {min(got, n)} images)"
+
+
 def main(argv=None):
     p = get_parser()
     a = p.parse_args(argv)
@@ -150,6 +185,13 @@ def main(argv=None):
     print(f"{a.run}: {kind} at step {step} ({'EMA' if ema else 'raw'} weights) on {dev}; {a.n} " +
           ("held-out inputs" if kind in CONDITIONED else "samples") + " per weight" +
           (f", conditions {sorted(set(cond), key=str)[:10]}" if cond else ""), flush=True)
+    fid_metric = fid_scores = None
+    if a.fid:
+        if kind in CONDITIONED: raise ValueError(f"--fid: a {kind} is scored by its evaluate() on held-out views, not by FID")
+        from genbook.eval.fid import inception_fid
+        ref, ref_desc = fid_reference(a, cfg, a.fid_ref)
+        fid_metric, fid_scores = inception_fid(a.fid, device=dev), {}
+        print(f"FID reference: {ref_desc}", flush=True)
     tensors, weights = {}, a.guidance or [None]
     for w in weights:
         t0 = time.time()
@@ -163,12 +205,22 @@ def main(argv=None):
         save_grid(grid, out / f"g{tag}.png", nrow=nrow)
         tensors[f"g{tag}"] = xs.contiguous()
         print(f"guidance {tag}: {tuple(xs.shape)} in {time.time() - t0:.1f}s, range [{xs.min():.2f}, {xs.max():.2f}] -> {out / f'g{tag}.png'}", flush=True)
+        if fid_metric is not None:
+            fid_metric.reset()
+            for i in range(0, len(ref), 256): fid_metric.update(ref[i:i + 256].to(dev), real=True)
+            fx = xs.flatten(0, 1) if xs.ndim == 5 else xs
+            for i in range(0, len(fx), 256): fid_metric.update(to_uint8_rgb(fx[i:i + 256]).to(dev), real=False)
+            fid_scores[tag] = float(fid_metric.compute())
+            print(f"guidance {tag}: FID {fid_scores[tag]:.3f} ({len(fx)} samples vs {len(ref)} reference images)", flush=True)
     if cond is not None and not isinstance(cond[0], str): tensors["labels"] = torch.tensor(cond)
     meta = {"run": str(a.run), "checkpoint": ck.name, "step": str(step), "model": kind, "ema": str(ema), "seed": str(a.seed),
             "guidance": json.dumps(weights), "prompts": json.dumps(cond if cond and isinstance(cond[0], str) else None),
             "rule": str(a.rule), "temperature": str(a.temperature), "steps": str(a.steps)}
     save_file(tensors, str(out / "samples.safetensors"), metadata=meta)
-    print(f"wrote {len(weights)} grid(s) and samples.safetensors in {out}")
+    if fid_scores is not None:
+        (out / "fid.json").write_text(json.dumps({"fid": fid_scores, "weights": str(a.fid), "sha256": getattr(fid_metric.inception.net, "sha256", None),
+                                                  "reference": ref_desc, "samples": a.n, "seed": a.seed}, indent=1))
+    print(f"wrote {len(weights)} grid(s) and samples.safetensors{' and fid.json' if fid_scores is not None else ''} in {out}")
     return 0
 
 

@@ -520,6 +520,16 @@ def test_sample_script(model, weights, small, tmp_path):
         assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = sample([tmp_path / "nothing"])
     assert r.returncode != 0 and "checkpoint not found" in r.stderr
+    if model == "dit-digits":   # --fid: FID against the run's data set with an Inception weights file (here seeded random weights: it warns)
+        import torch
+        from genbook.eval.fid import random_inception_weights
+        torch.save(random_inception_weights(0), tmp_path / "inception.pth")
+        r = ok(sample([tmp_path / "run", "--guidance", *weights, "--n", "20", "--fid", tmp_path / "inception.pth", "--fid-ref", "64", "--out", tmp_path / "fid"]))
+        assert "not the standard FID Inception file" in r.stderr and "FID reference: digits (test, 64 images)" in r.stdout
+        res = json.loads((tmp_path / "fid" / "fid.json").read_text())
+        assert sorted(res["fid"]) == sorted(f"{float(w):g}" for w in weights) and all(v > 0 for v in res["fid"].values())
+        r = sample([tmp_path / "run", "--fid", tmp_path / "missing.pth", "--n", "4"])
+        assert r.returncode != 0 and "Inception weights not found" in r.stderr
 
 
 def test_streaming_folder_trains_and_resumes_exactly(tmp_path):

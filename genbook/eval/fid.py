@@ -19,9 +19,11 @@ from ..data import digits, iter_batches
 from ..train import load_weights, save_weights, weights_metadata
 
 # %% auto #0
-__all__ = ['DIGITS_CLASSIFIER_VERSION', 'WEIGHTS_NAME', 'check_digits', 'random_shift', 'DigitsClassifier', 'class_accuracy',
-           'train_digits_classifier', 'shipped_weights_path', 'digits_classifier', 'digits_features', 'feature_stats',
-           'frechet_distance', 'DigitsFeatures', 'digits_fid', 'gaussian_blur', 'degrade', 'evaluate_generator']
+__all__ = ['DIGITS_CLASSIFIER_VERSION', 'WEIGHTS_NAME', 'STANDARD_INCEPTION_SHA256', 'check_digits', 'random_shift',
+           'DigitsClassifier', 'class_accuracy', 'train_digits_classifier', 'shipped_weights_path', 'digits_classifier',
+           'digits_features', 'feature_stats', 'frechet_distance', 'DigitsFeatures', 'digits_fid', 'gaussian_blur',
+           'degrade', 'evaluate_generator', 'resize_bilinear_tf1', 'FIDInceptionV3', 'random_inception_weights',
+           'fid_inception', 'inception_fid']
 
 # %% ../../nbs/64_fid.ipynb #646f19f6
 def check_digits(x:torch.Tensor, # images that should be (N, 1, 8, 8) floats in [-1, 1]
@@ -306,3 +308,182 @@ def evaluate_generator(sample_fn, # sample_fn(n, y) -> (n, 1, 8, 8) images in [-
     x = check_digits(torch.cat(xs), "sample_fn output")
     return {"fid": digits_fid(x, reference, clf, batch_size=batch_size),
             "accuracy": class_accuracy(x, y, clf) if conditional else None, "n": n}
+
+# %% ../../nbs/64_fid.ipynb #7497d126
+class _BasicConv2d(nn.Module):
+    def __init__(self, cin, cout, **kw):
+        super().__init__(); self.conv = nn.Conv2d(cin, cout, bias=False, **kw); self.bn = nn.BatchNorm2d(cout, eps=0.001)
+    def forward(self, x): return F.relu(self.bn(self.conv(x)))
+
+def _avg3(x): return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)   # TF's average pool ignores the padding
+
+class _InceptionA(nn.Module):
+    def __init__(self, cin, pool_features):
+        super().__init__()
+        C = _BasicConv2d
+        self.branch1x1 = C(cin, 64, kernel_size=1)
+        self.branch5x5_1, self.branch5x5_2 = C(cin, 48, kernel_size=1), C(48, 64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1, self.branch3x3dbl_2, self.branch3x3dbl_3 = C(cin, 64, kernel_size=1), C(64, 96, kernel_size=3, padding=1), C(96, 96, kernel_size=3, padding=1)
+        self.branch_pool = C(cin, pool_features, kernel_size=1)
+    def forward(self, x):
+        return torch.cat([self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
+                          self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))), self.branch_pool(_avg3(x))], 1)
+
+class _InceptionB(nn.Module):
+    def __init__(self, cin):
+        super().__init__()
+        C = _BasicConv2d
+        self.branch3x3 = C(cin, 384, kernel_size=3, stride=2)
+        self.branch3x3dbl_1, self.branch3x3dbl_2, self.branch3x3dbl_3 = C(cin, 64, kernel_size=1), C(64, 96, kernel_size=3, padding=1), C(96, 96, kernel_size=3, stride=2)
+    def forward(self, x):
+        return torch.cat([self.branch3x3(x), self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))), F.max_pool2d(x, 3, stride=2)], 1)
+
+class _InceptionC(nn.Module):
+    def __init__(self, cin, c7):
+        super().__init__()
+        C = _BasicConv2d
+        self.branch1x1 = C(cin, 192, kernel_size=1)
+        self.branch7x7_1, self.branch7x7_2, self.branch7x7_3 = C(cin, c7, kernel_size=1), C(c7, c7, kernel_size=(1, 7), padding=(0, 3)), C(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = C(cin, c7, kernel_size=1)
+        self.branch7x7dbl_2, self.branch7x7dbl_3 = C(c7, c7, kernel_size=(7, 1), padding=(3, 0)), C(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4, self.branch7x7dbl_5 = C(c7, c7, kernel_size=(7, 1), padding=(3, 0)), C(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = C(cin, 192, kernel_size=1)
+    def forward(self, x):
+        d = self.branch7x7dbl_1(x)
+        for l in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5): d = l(d)
+        return torch.cat([self.branch1x1(x), self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))), d, self.branch_pool(_avg3(x))], 1)
+
+class _InceptionD(nn.Module):
+    def __init__(self, cin):
+        super().__init__()
+        C = _BasicConv2d
+        self.branch3x3_1, self.branch3x3_2 = C(cin, 192, kernel_size=1), C(192, 320, kernel_size=3, stride=2)
+        self.branch7x7x3_1, self.branch7x7x3_2 = C(cin, 192, kernel_size=1), C(192, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3, self.branch7x7x3_4 = C(192, 192, kernel_size=(7, 1), padding=(3, 0)), C(192, 192, kernel_size=3, stride=2)
+    def forward(self, x):
+        b = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b, F.max_pool2d(x, 3, stride=2)], 1)
+
+class _InceptionE(nn.Module):
+    def __init__(self, cin, max_pool:bool):   # the TF graph's last block max-pools where the paper average-pools
+        super().__init__()
+        C = _BasicConv2d
+        self.max_pool = max_pool
+        self.branch1x1 = C(cin, 320, kernel_size=1)
+        self.branch3x3_1 = C(cin, 384, kernel_size=1)
+        self.branch3x3_2a, self.branch3x3_2b = C(384, 384, kernel_size=(1, 3), padding=(0, 1)), C(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1, self.branch3x3dbl_2 = C(cin, 448, kernel_size=1), C(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a, self.branch3x3dbl_3b = C(384, 384, kernel_size=(1, 3), padding=(0, 1)), C(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = C(cin, 192, kernel_size=1)
+    def forward(self, x):
+        a = self.branch3x3_1(x); d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        p = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg3(x)
+        return torch.cat([self.branch1x1(x), self.branch3x3_2a(a), self.branch3x3_2b(a), self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d),
+                          self.branch_pool(p)], 1)
+
+def resize_bilinear_tf1(x:torch.Tensor, # (B, C, H, W) float images
+                        size:int, # output size (square)
+                       )->torch.Tensor:
+    "TensorFlow 1's `resize_bilinear(align_corners=False)`: source coordinate i * in/out (no half-pixel offset), clamped at the edge."
+    def axis(n_in):
+        src = torch.arange(size, dtype=torch.float64) * (n_in / size)
+        i0 = src.floor().long().clamp(max=n_in - 1); i1 = (i0 + 1).clamp(max=n_in - 1)
+        return i0, i1, (src - i0).to(x.dtype)
+    (y0, y1, wy), (x0, x1, wx) = axis(x.shape[-2]), axis(x.shape[-1])
+    top = x[..., y0, :] * (1 - wy)[:, None] + x[..., y1, :] * wy[:, None]
+    return top[..., x0] * (1 - wx) + top[..., x1] * wx
+
+class FIDInceptionV3(nn.Module):
+    "The FID Inception v3 (TF graph 2015-12-05, torch-fidelity / pytorch-fid layout): uint8 (B, 3, H, W) -> 2048-d pool features (and 1008 logits)."
+    num_features = 2048
+    def __init__(self):
+        super().__init__()
+        C = _BasicConv2d
+        self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3 = C(3, 32, kernel_size=3, stride=2), C(32, 32, kernel_size=3), C(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1, self.Conv2d_4a_3x3 = C(64, 80, kernel_size=1), C(80, 192, kernel_size=3)
+        self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = _InceptionA(192, 32), _InceptionA(256, 64), _InceptionA(288, 64)
+        self.Mixed_6a = _InceptionB(288)
+        self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e = _InceptionC(768, 128), _InceptionC(768, 160), _InceptionC(768, 160), _InceptionC(768, 192)
+        self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = _InceptionD(768), _InceptionE(1280, max_pool=False), _InceptionE(2048, max_pool=True)
+        self.fc = nn.Linear(2048, 1008)
+        self.requires_grad_(False); self.train(False)
+    def train(self, mode:bool=True): return super().train(False)   # never leaves eval mode (BatchNorm running statistics)
+    def forward(self, x:torch.Tensor, # (B, 3, H, W) uint8 images (any size: resized to 299 as TF 1 did)
+                logits:bool=False, # also return the 1008 logits (Inception Score)
+               ):
+        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.ndim == 4 and x.shape[1] == 3):
+            raise ValueError(f"images must be a uint8 tensor of shape (B, 3, H, W), got {getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
+                             " (torchmetrics' FID with normalize=True converts floats in [0, 1])")
+        h = (resize_bilinear_tf1(x.float(), 299) - 128) / 128
+        h = F.max_pool2d(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(h))), 3, stride=2)
+        h = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(h)), 3, stride=2)
+        for b in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e,
+                  self.Mixed_7a, self.Mixed_7b, self.Mixed_7c): h = b(h)
+        f = h.mean((2, 3))
+        return (f, self.fc(f)) if logits else f
+
+# %% ../../nbs/64_fid.ipynb #f6ff2875
+STANDARD_INCEPTION_SHA256 = "6726825d"   # prefix in the file names of pytorch-fid's and torch-fidelity's ports of the TF weights
+
+def random_inception_weights(seed:int=0)->dict:
+    "A seeded random state dict of `FIDInceptionV3` (convolutions He-scaled, BatchNorm statistics near identity): for checks without the real weights."
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for k, t in FIDInceptionV3().state_dict().items():
+        if k.endswith("num_batches_tracked"): sd[k] = torch.zeros_like(t); continue
+        r = torch.randn(t.shape, generator=g)
+        if k.endswith("conv.weight"): sd[k] = r * math.sqrt(2.0 / t[0].numel())
+        elif k.endswith("bn.weight") or k.endswith("running_var"): sd[k] = 1 + 0.1 * r.abs()
+        elif k.endswith("bn.bias") or k.endswith("running_mean"): sd[k] = 0.1 * r
+        else: sd[k] = 0.01 * r                                                     # fc
+    return sd
+
+def fid_inception(path:str|Path, # the weights: a state dict (.pth / .pt) or .safetensors, e.g. pt_inception-2015-12-05-6726825d.pth
+                  device=None, # where the network runs
+                 )->FIDInceptionV3:
+    "The FID Inception network with the weights in `path`; warns when they are not the standard TF 2015-12-05 weights."
+    import hashlib, warnings
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"Inception weights not found: {p}. Paper-comparable FID needs pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                                "(github.com/mseitzer/pytorch-fid/releases) or torch-fidelity's weights-inception-2015-12-05-6726825d.pth, copied to this machine")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            sd = load_file(str(p))
+        else: sd = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e: raise ValueError(f"cannot read Inception weights {p}: {type(e).__name__}: {e}") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict): sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ValueError(f"{p} does not hold a state dict of tensors (got {type(sd).__name__})")
+    m = FIDInceptionV3()
+    want = m.state_dict()
+    sd = {k: v for k, v in sd.items() if not (k.endswith("num_batches_tracked") and k not in want)}
+    for k in want:   # old checkpoints lack num_batches_tracked: it is never used in eval mode
+        if k.endswith("num_batches_tracked") and k not in sd: sd[k] = torch.zeros((), dtype=torch.long)
+    missing, extra = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
+    bad = [k for k in want if k in sd and sd[k].shape != want[k].shape]
+    if missing or extra or bad:
+        raise ValueError(f"{p} is not an FID Inception v3 state dict: " + "; ".join(s for s in (
+            f"{len(missing)} missing keys, e.g. {missing[:3]}" if missing else "", f"{len(extra)} unexpected keys, e.g. {extra[:3]}" if extra else "",
+            f"wrong shapes: {bad[0]} is {tuple(sd[bad[0]].shape)}, expected {tuple(want[bad[0]].shape)}" if bad else "") if s))
+    m.load_state_dict(sd)
+    h = hashlib.sha256(p.read_bytes()).hexdigest()
+    if not h.startswith(STANDARD_INCEPTION_SHA256):
+        warnings.warn(f"{p.name} (sha256 {h[:8]}...) is not the standard FID Inception file (sha256 {STANDARD_INCEPTION_SHA256}...): "
+                      "FIDs computed with it are not comparable with published ones")
+    m.sha256 = h
+    return m.to(device) if device is not None else m
+
+def inception_fid(weights:str|Path|FIDInceptionV3, # weights file for `fid_inception`, or a loaded network
+                  device=None, # where the metric runs
+                 ):
+    "torchmetrics' FrechetInceptionDistance on the standard Inception features: `update(images, real=...)` with uint8 (B, 3, H, W), or floats in [0, 1]."
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    net = weights if isinstance(weights, nn.Module) else fid_inception(weights)
+    class _Net(nn.Module):   # torchmetrics gives uint8 images (normalize=True converts floats in [0, 1]); float64 features, as DigitsFeatures
+        num_features = 2048
+        def __init__(self): super().__init__(); self.net = net
+        def forward(self, x): return self.net(x).double()
+    m = FrechetInceptionDistance(feature=_Net(), normalize=True)
+    return m.to(device) if device is not None else m
