@@ -32,8 +32,9 @@ def dart_schedule(T:int=16, # denoising steps
     "(t, alpha, sigma), each (T,) float64 for steps k = 1..T at times k / T: x_k = alpha_k x0 + sigma_k eps_k."
     if not isinstance(T, int) or T < 1: raise ValueError(f"T must be a positive int, got {T!r}")
     if kind == "flow": raise ValueError("DART's trajectory is a variance-preserving schedule: kind must be 'cosine' or 'linear'")
-    t = torch.arange(1, T + 1, dtype=torch.float64) / T
-    a, s = NoiseSchedule(kind, "x0").alpha_sigma(t)
+    with torch.device("cpu"):   # a fixed table, computed on the CPU even under torch.device('meta') (paper-size presets are counted there)
+        t = torch.arange(1, T + 1, dtype=torch.float64) / T
+        a, s = NoiseSchedule(kind, "x0").alpha_sigma(t)
     return t, a.double(), s.double()
 
 # %% ../nbs/22_dart.ipynb #c940eefa
@@ -514,3 +515,11 @@ MODELS.register("dart-fm-digits", DART, help="DART-FM for 8x8 digits: dart-digit
                 train=_DART_TRAIN, num_classes=10, cond="class", head="flow", **_DART)
 MODELS.register("dart-text", DART, help="DART on digits-captions: caption bytes first in the same transformer (next-token loss), then the image blocks",
                 train=_DART_TRAIN, cond="joint", text_len=40, lm_weight=1.0, head="gauss", **_DART);
+
+# the paper's sizes on ImageNet 256 (SD-VAE latents 32x32x4, p2: 256 tokens per step, T = 16 steps: 4,096 tokens);
+# the spec gives layers and width; heads follow DiT's of the same width; training settings: see the markdown above
+_DART_PAPER = dict(lr=1e-4, min_lr=1e-4, batch_size=256, max_steps=400_000, warmup=0, weight_decay=0.0, betas=(0.9, 0.999), grad_clip=None, ema=0.9999)
+for _name, _w, _d, _h in (("dart-s", 384, 12, 6), ("dart-b", 768, 12, 12), ("dart-l", 1024, 24, 16), ("dart-xl", 1152, 28, 16)):
+    MODELS.register(_name, DART, help=f"DART-{_name[5:].upper()} of the paper: 32x32x4 latents, p2, T=16 (4,096 tokens), width {_w}, {_d} layers, {_h} heads, 1000 classes (adaLN)",
+                    train=_DART_PAPER, in_channels=4, img_size=32, patch_size=2, T=16, width=_w, depth=_d, head_dim=_w // _h, num_classes=1000,
+                    cond="class", head="gauss", label_drop=0.1)

@@ -44,3 +44,16 @@ def test_paper_schedules():
     assert (t["batch_size"], t["max_steps"], t["warmup"], t["lr"], t["min_lr"], t["grad_clip"]) == (768, 320 * 1669, 1669, 1e-4, 1e-6, None)
     d = MODELS.train_defaults("dit-xl-2")
     assert (d["batch_size"], d["lr"], d["min_lr"], d["weight_decay"], d["warmup"], d["ema"]) == (256, 1e-4, 1e-4, 0.0, 0, 0.9999)
+
+
+DART = {"dart-s": "dit-s-2", "dart-b": "dit-b-2", "dart-l": "dit-l-2", "dart-xl": "dit-xl-2"}
+
+
+@pytest.mark.parametrize("name", sorted(DART))
+def test_dart_presets_are_dit_sized(name):
+    "DART's transformer is DiT's at the same size (adaLN-Zero layers, embedders, final layer; RoPE instead of DiT's sin-cos buffer) plus its unconditional adaLN input c0: the DiT reference count minus the learned-variance rows plus the width."
+    ref, width = DIT[DART[name]]
+    learned_sigma = width * 2 * 2 * 4 + 2 * 2 * 4
+    assert count(name) == ref - learned_sigma + width
+    with torch.device("meta"): m = MODELS.build(name)
+    assert (m.T, m.N, m.D) == (16, 256, 16)                  # 16 steps of 256 tokens of 2x2x4 latent values

@@ -30,6 +30,8 @@ CASES = {
     "dart-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),
     "dart-fm-digits": ("digits", {}, dict(width=64, depth=1, T=4), IMG),
     "dart-text": ("digits-captions", {}, dict(width=64, depth=1, T=4, text_len=16), IMG),
+    **{n: ("digits", {}, dict(in_channels=1, img_size=8, patch_size=4, num_classes=10, width=64, depth=1, head_dim=32, T=4), IMG)   # the paper-size DARTs, built small
+       for n in ("dart-s", "dart-b", "dart-l", "dart-xl")},
     "gpt": ("mult", dict(digits=1, test_size=20), dict(dim=32, depth=1), (Trainable, Evaluable)),
     "splatter": ("multiview", dict(n_objects=4, views=2, size=16), dict(img_size=16, width=8), (Trainable, Evaluable, Previewable)),
     "wvd": ("clips", dict(n_clips=4, progress=False), dict(width=32, depth=2, head_dim=16), IMG),
