@@ -112,7 +112,8 @@ BATCH_KEYS = {"x": "float (B,C,H,W) images in [-1, 1], or (B,D) points", "y": "i
               "depth": "float (B,V,H,W) camera depth", "mask": "float (B,V,H,W) coverage in {0, 1}",
               "points": "float (B,N,3) points sampled on a surface", "normals": "float (B,N,3) unit surface normals at those points",
               "attrs": "float (B,V,5,3,H,W) Zero-1-to-G attribute images (rgb, position, scale, rotation, opacity) in [-1, 1]",
-              "params": "float (B,P) physical parameters to regress (e.g. log10 E and nu of a simulated clip)"}
+              "params": "float (B,P) physical parameters to regress (e.g. log10 E and nu of a simulated clip)",
+              "text_states": "float (B,L,D) precomputed text-encoder states of the captions (e.g. T5)", "text_mask": "bool (B,L) True = real caption token"}
 
 def _ck(ok:bool, key:str, what:str, got):
     if not ok: raise ValueError(f"batch[{key!r}] must be {what} ({BATCH_KEYS[key]}), got {got}")

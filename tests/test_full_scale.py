@@ -57,3 +57,12 @@ def test_dart_presets_are_dit_sized(name):
     assert count(name) == ref - learned_sigma + width
     with torch.device("meta"): m = MODELS.build(name)
     assert (m.T, m.N, m.D) == (16, 256, 16)                  # 16 steps of 256 tokens of 2x2x4 latent values
+
+
+def test_starflow_3b_matches_ml_starflow():
+    "apple/ml-starflow configs/starflow_3B_t2i_256x256.yaml: its Model counts 3,858,281,544 parameters (the issue's count); genbook's preset computes the same function (load_ml_starflow parity in nb 16) with the same parameters."
+    assert count("starflow-3b-t2i-256") == 3_858_281_544
+    with torch.device("meta"): m = MODELS.build("starflow-3b-t2i-256")
+    assert [len(b.layers) for b in m.blocks] == [2, 2, 2, 2, 2, 24] and m.blocks[-1].cond_proj.in_features == 2048 and not m.blocks[-1].flip
+    t = MODELS.train_defaults("starflow-3b-t2i-256")
+    assert (t["batch_size"], t["lr"], t["min_lr"], t["betas"], t["grad_clip"]) == (1024, 6.4e-5, 1e-6, (0.9, 0.95), None)

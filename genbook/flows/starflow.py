@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/starflow.html.md"""
 
 # %% ../../nbs/16_starflow.ipynb #8cb7be57
 from __future__ import annotations
-import math, warnings
+import math, re, warnings
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,10 +20,11 @@ from ..cond import Prefix, Conditioner
 from ..latent import LatentSpace
 
 # %% auto #0
-__all__ = ['SOFTPLUS_OFFSET', 'StarBlock', 'StarFlow', 'pretrained_starflow', 'guidance_sweep', 'plot_guidance']
+__all__ = ['SOFTPLUS_OFFSET', 'StarBlock', 'StarFlow', 'pretrained_starflow', 'ml_starflow_config', 'load_ml_starflow',
+           'guidance_sweep', 'plot_guidance']
 
 # %% ../../nbs/16_starflow.ipynb #8c156630
-SOFTPLUS_OFFSET = 0.5413  # STARFlow's constant, log(e - 1) = 0.541325 rounded: softplus(0.5413) = 0.99994
+SOFTPLUS_OFFSET = math.log(math.e - 1)  # STARFlow's constant 0.541324854612918: softplus(0 + offset) = 1, a zero head output is the identity
 
 class StarBlock(nn.Module):
     "STARFlow's autoregressive affine flow block (the TarFlow block with STARFlow's options and a causal prefix)."
@@ -35,24 +36,33 @@ class StarBlock(nn.Module):
                  head_dim:int=64, # channels per head
                  expansion:int=4, # MLP expansion
                  cond_dim:int=0, # >0: width of the prefix states this block is conditioned on (the deep block)
-                 start_token:bool=True, # learned start token (else TarFlow's zero shift: token 0 unchanged)
-                 softplus:bool=True, # sigma = softplus(a + 0.5413) (else sigma = exp(a))
+                 start_token:bool|str=True, # learned start token (else TarFlow's zero shift: token 0 unchanged); "input": it lives in token space and goes through proj_in (ml-starflow's sos)
+                 softplus:bool=True, # sigma = softplus(a + log(e - 1)) (else sigma = exp(a))
                  soft_clip:float=4.0, # head soft clip c*tanh(out/c) (0: none)
                  head_norm:bool=True, # RMSNorm before the head
                  norm:str="rms", # "rms" or "layer" inside the transformer layers
                  mlp:str="swiglu", # "swiglu" or "gelu"
                  qk_norm:bool=True, # QK-norm
                  rope:bool=True, # RoPE (else learned positions)
+                 rope_axes:tuple|None=None, # axial RoPE by sequence slot (ml-starflow's): head channels per axis, (row, col) or (row, col, text); overrides 1-D `rope`
                 ):
         super().__init__()
         if soft_clip < 0: raise ValueError(f"soft_clip must be >= 0, got {soft_clip}")
+        if start_token not in (True, False, "input"): raise ValueError(f"start_token must be True, False or 'input', got {start_token!r}")
+        if rope_axes is not None:
+            rope_axes = tuple(int(a) for a in rope_axes)
+            if len(rope_axes) not in (2, 3): raise ValueError(f"rope_axes must give (row, col) or (row, col, text) head channels, got {rope_axes}")
+            if math.isqrt(num_tokens) ** 2 != num_tokens: raise ValueError(f"rope_axes needs a square token grid, got {num_tokens} tokens")
+            rope = True
         self.flip, self.num_tokens, self.in_dim, self.width = flip, num_tokens, in_dim, width
         self.softplus, self.soft_clip = softplus, float(soft_clip)
         self.proj_in = nn.Linear(in_dim, width)
         self.pos_embed = None if rope else nn.Parameter(torch.randn(num_tokens, width) * 1e-2)
-        self.start = nn.Parameter(torch.randn(1, 1, width) * 1e-2) if start_token else None
+        self.start = nn.Parameter(torch.randn(1, 1, width) * 1e-2) if start_token is True else None
+        self.start_in = nn.Parameter(torch.randn(1, 1, in_dim)) if start_token == "input" else None
+        self.rope_axes = rope_axes
         self.cond_proj = nn.Linear(cond_dim, width) if cond_dim else None
-        self.layers = nn.ModuleList([TransformerLayer(width, head_dim, expansion, norm=norm, mlp=mlp, qk_norm=qk_norm, rope=rope)
+        self.layers = nn.ModuleList([TransformerLayer(width, head_dim, expansion, norm=norm, mlp=mlp, qk_norm=qk_norm, rope=rope, rope_axes=rope_axes)
                                      for _ in range(layers)])
         self.norm_out = RMSNorm32(width) if head_norm else None
         self.proj_out = nn.Linear(width, 2 * in_dim)
@@ -60,6 +70,24 @@ class StarBlock(nn.Module):
 
     @property
     def conditional(self)->bool: return self.cond_proj is not None
+    @property
+    def has_start(self)->bool: return self.start is not None or self.start_in is not None
+    def start_token(self, dtype=None)->torch.Tensor:
+        "The start token in width space (1, 1, width): learned there, or ml-starflow's token-space start through proj_in."
+        s = self.start if self.start is not None else self.proj_in(self.start_in.to(self.proj_in.weight.dtype))
+        return s.to(dtype) if dtype is not None else s
+    def slot_positions(self, L:int=0, # prefix slots in front of the tokens
+                       device=None)->torch.Tensor|None:
+        "(L + T, A) RoPE positions by sequence slot (ml-starflow's `get_positions`): prefix slot k at (0, 0, k G / L), token slot s at (s // G, s % G, 0) on the G x G grid; None without `rope_axes`."
+        if self.rope_axes is None: return None
+        G = math.isqrt(self.num_tokens)
+        s = torch.arange(self.num_tokens, device=device, dtype=torch.float32)
+        img = [torch.div(s, G, rounding_mode="floor"), s % G] + ([torch.zeros_like(s)] if len(self.rope_axes) == 3 else [])
+        pos = torch.stack(img, -1)
+        if not L: return pos
+        if len(self.rope_axes) != 3: raise ValueError(f"a prefix needs a text RoPE axis: rope_axes must be (row, col, text), got {self.rope_axes}")
+        k = torch.arange(L, device=device, dtype=torch.float32) * (G / L)
+        return torch.cat([torch.stack([torch.zeros_like(k), torch.zeros_like(k), k], -1), pos])
     def perm(self, x): return x.flip(1) if self.flip else x
     def pos(self): return None if self.pos_embed is None else (self.pos_embed.flip(0) if self.flip else self.pos_embed)
 
@@ -86,15 +114,16 @@ class StarBlock(nn.Module):
         pre = self._prefix(prefix)
         h = self.proj_in(xp.to(self.proj_in.weight.dtype))
         if self.pos_embed is not None: h = h + self.pos()[:T]
-        if self.start is not None: h = torch.cat([self.start.to(h.dtype).expand(B, 1, -1), h[:, :-1]], 1)
+        if self.has_start: h = torch.cat([self.start_token(h.dtype).expand(B, 1, -1), h[:, :-1]], 1)
         L, mask = 0, None
         if pre is not None:
             L = pre.h.shape[1]
             h = torch.cat([self.cond_proj(pre.h.to(h.dtype)), h], 1)
             mask = prefix_causal_mask(pre.mask, 0, L + T, L + T)
-        for l in self.layers: h = l(h, mask=mask, causal=mask is None, temp=temp)
+        pos = self.slot_positions(L, h.device)
+        for l in self.layers: h = l(h, mask=mask, causal=mask is None, temp=temp, pos=pos)
         a, mu = self.head(h[:, L:])
-        if self.start is None:  # TarFlow's shift: row i from tokens < i; token 0 unchanged
+        if not self.has_start:  # TarFlow's shift: row i from tokens < i; token 0 unchanged
             a, mu = [torch.cat([torch.zeros_like(t[:, :1]), t[:, :-1]], 1) for t in (a, mu)]
         return a, mu
 
@@ -114,16 +143,17 @@ def decode_state(self:StarBlock, prefix, B:int, guidance, index:int, num_blocks:
     pm = pre if g is None or pre is None else pre.cat(pre.null)
     temp = 1.0 if g is None or g.attn_temp == 1 else torch.cat([torch.ones(B, device=dev), torch.full((B,), float(g.attn_temp), device=dev)])
     L = 0 if pm is None else pm.h.shape[1]
-    st = dict(g=g, prefix=pm, temp=temp, pos=self.pos(), first=None, slot=L + (self.start is not None),
+    st = dict(g=g, prefix=pm, temp=temp, pos=self.pos(), first=None, slot=L + self.has_start, rope_pos=self.slot_positions(L, dev),
               caches=[l.attn.new_cache(nb, L + self.num_tokens) for l in self.layers])
     seq = ([self.cond_proj(pm.h.to(self.proj_in.weight.dtype))] if pm is not None else []) + \
-          ([self.start.expand(nb, 1, -1)] if self.start is not None else [])
+          ([self.start_token().expand(nb, 1, -1)] if self.has_start else [])
     if seq:
         h = torch.cat(seq, 1)
         n = h.shape[1]
         mask = None if pm is None else prefix_causal_mask(pm.mask, 0, n, n)
-        for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=temp)
-        if self.start is not None: st["first"] = self.head(h[:, -1:])
+        rp = None if st["rope_pos"] is None else st["rope_pos"][:n]
+        for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=temp, pos=rp)
+        if self.has_start: st["first"] = self.head(h[:, -1:])
     return st
 
 @patch
@@ -142,7 +172,8 @@ def decode_params(self:StarBlock, st:dict, # from `decode_state`
     if st["pos"] is not None: h = h + st["pos"][s - 1:s - 1 + t]
     q0 = st["slot"] + s - 1
     mask = None if st["prefix"] is None else prefix_causal_mask(st["prefix"].mask, q0, t, q0 + t)
-    for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=st["temp"])
+    rp = None if st.get("rope_pos") is None else st["rope_pos"][q0:q0 + t]
+    for l, c in zip(self.layers, st["caches"]): h = l(h, mask=mask, causal=mask is None, cache=c, temp=st["temp"], pos=rp)
     return self.head(h)
 
 # %% ../../nbs/16_starflow.ipynb #b7fe050a
@@ -193,14 +224,19 @@ class StarFlow(nn.Module):
                  latent_noise:float=0.3, # latent-space noise augmentation sigma
                  latent_reg:float=1e-4, # weight of sum_k mean(z_k^2) over intermediate block outputs
                  label_names:list|None=None, # class names for captions of text models (default: digit words for 10 classes)
-                 **block, # StarBlock options: start_token, softplus, soft_clip, head_norm, norm, mlp, qk_norm, rope
+                 prefix_dim:int=0, # >0: the deep block attends to given prefix states of this width (a Prefix, e.g. T5 states computed elsewhere); no encoder
+                 seq_order:str="R2L", # "R2L": the second block (forward order) reads the tokens reversed, as ml-starflow's default; "L2R": the first one
+                 **block, # StarBlock options: start_token, softplus, soft_clip, head_norm, norm, mlp, qk_norm, rope, rope_axes
                 ):
         super().__init__()
         layers = [int(l) for l in layers]
         if not layers or min(layers) < 1: raise ValueError(f"layers must be a non-empty list of positive ints, got {layers}")
         if not 0 <= caption_drop < 1: raise ValueError(f"caption_drop must be in [0, 1), got {caption_drop}")
         if noise_std < 0 or latent_noise < 0: raise ValueError("noise_std and latent_noise must be >= 0")
-        bad = set(block) - {"start_token", "softplus", "soft_clip", "head_norm", "norm", "mlp", "qk_norm", "rope"}
+        bad = set(block) - {"start_token", "softplus", "soft_clip", "head_norm", "norm", "mlp", "qk_norm", "rope", "rope_axes"}
+        if seq_order not in ("R2L", "L2R"): raise ValueError(f"seq_order must be 'R2L' or 'L2R', got {seq_order!r}")
+        if prefix_dim < 0 or (prefix_dim and (num_classes or text_encoder)):
+            raise ValueError(f"prefix_dim={prefix_dim}: given prefix states replace genbook's label / text encoders (num_classes=0, text_encoder=None)")
         if bad: raise TypeError(f"unknown StarFlow arguments {sorted(bad)}")
         self.C, self.S, self.num_classes, self.levels = in_channels, img_size, num_classes, levels
         self.noise_std, self.latent_noise, self.latent_reg, self.caption_drop = noise_std, latent_noise, latent_reg, caption_drop
@@ -211,10 +247,11 @@ class StarFlow(nn.Module):
         self.T, self.D = (self.fS // patch_size) ** 2, self.fC * patch_size ** 2
         dw = deep_width or width
         self.cond = Conditioner(num_classes, text_encoder, dim=dw, max_len=text_max_len, drop=caption_drop, label_names=label_names)
-        self.text = self.cond.text
+        self.text, self.prefix_dim = self.cond.text, prefix_dim
         n = len(layers)
-        self.blocks = nn.ModuleList([StarBlock(self.D, dw if i == n - 1 else width, self.T, flip=i % 2 == 1, layers=l,
-                                               head_dim=head_dim, expansion=expansion, cond_dim=self.cond.dim if i == n - 1 else 0, **block)
+        flips = [(i % 2 == 1) if seq_order == "R2L" else (i % 2 == 0) for i in range(n)]
+        self.blocks = nn.ModuleList([StarBlock(self.D, dw if i == n - 1 else width, self.T, flip=flips[i], layers=l,
+                                               head_dim=head_dim, expansion=expansion, cond_dim=(prefix_dim or self.cond.dim) if i == n - 1 else 0, **block)
                                      for i, l in enumerate(layers)])
         self.register_buffer("var", torch.ones(self.T, self.D))
 
@@ -223,7 +260,7 @@ class StarFlow(nn.Module):
     @property
     def text_encoder(self): return self.cond.encoder
     @property
-    def conditional(self)->bool: return self.cond.conditional
+    def conditional(self)->bool: return self.cond.conditional or self.prefix_dim > 0
     @property
     def dim(self)->int: return self.fC * self.fS * self.fS
     @property
@@ -244,8 +281,14 @@ def condition(self:StarFlow, y, # labels (n,) (-1 = none), captions (list of n s
 @patch
 def batch_condition(self:StarFlow, batch:dict, # a data batch: "x", and "y" and/or "text"
                    ):
-    "The condition of a data batch: captions (text models) or labels; None for an unconditional model."
-    return self.cond.batch_condition(batch)
+    "The condition of a data batch: captions (text models) or labels; precomputed text states (prefix_dim models); None for an unconditional model."
+    if not self.prefix_dim: return self.cond.batch_condition(batch)
+    h = batch.get("text_states")
+    if h is None: raise ValueError(f"this StarFlow reads precomputed caption states (prefix_dim={self.prefix_dim}): the batch needs 'text_states' (B, L, {self.prefix_dim})")
+    if h.ndim != 3 or h.shape[-1] != self.prefix_dim: raise ValueError(f"batch['text_states'] must be (B, L, {self.prefix_dim}), got {tuple(h.shape)}")
+    mask = batch.get("text_mask")
+    mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device) if mask is None else mask
+    return Prefix(h, mask, null=Prefix(torch.zeros_like(h), torch.ones_like(mask)))   # the null caption: zero states, as the reference samples with
 
 # %% ../../nbs/16_starflow.ipynb #a7d2d28f
 @patch
@@ -291,6 +334,9 @@ def loss(self:StarFlow, batch:dict)->dict:
     x = batch["x"]
     self._check(x, "image")
     y = self.cond.drop(self.batch_condition(batch))
+    if self.prefix_dim and self.caption_drop and self.training:   # caption dropout of given states: those rows get the null (zero) states
+        keep = (torch.rand(len(x), device=x.device) >= self.caption_drop)
+        y = Prefix(torch.where(keep[:, None, None], y.h, y.null.h), y.mask | ~keep[:, None], null=y.null)
     z, logdet, inter = self(self.space.encode(x), y, return_all=True)
     nll, prior = flow_nll(z, logdet)
     reg = sum(t.float().pow(2).mean() for t in inter[:-1]) if len(inter) > 1 else torch.zeros((), device=x.device)
@@ -357,6 +403,76 @@ MODELS.register("starflow-pixel", pretrained_starflow, help="pixel STARFlow for 
 MODELS.register("starflow-text", pretrained_starflow, help="latent STARFlow for captioned digits (digits-captions): trainable byte-level text encoder",
                 train=_SF_TRAIN, in_channels=1, img_size=8, patch_size=1, num_classes=10, text_encoder="char", text_max_len=40,
                 autoencoder="digits", latent_noise=0.3, **_SF);
+
+# apple/ml-starflow configs/starflow_3B_t2i_256x256.yaml: 256x256 images as SD-VAE latents (32x32x4), p1, width 3072, blocks
+# [2, 2, 2, 2, 2, 24] (L2R), RoPE, sos, softplus, soft clip 4, final norm, the caption as 128 flan-T5-XL states (dim 2048) in the deep block;
+# train.py: AdamW (0.9, 0.95), weight decay 1e-4, lr 6.4e-5 -> 1e-6 cosine, batch 1024, no clipping, noise 0.3 on the latents, drop_label 0.1
+_SF3B = dict(in_channels=4, img_size=32, patch_size=1, layers=[2, 2, 2, 2, 2, 24], width=3072, head_dim=64, expansion=4, prefix_dim=2048, text_max_len=128,
+             seq_order="L2R", start_token="input", softplus=True, soft_clip=4.0, head_norm=True, norm="layer", mlp="gelu", qk_norm=False, rope=True,
+             rope_axes=(24, 24, 16), patch_order="p1p2c", noise_std=0.3, caption_drop=0.1, latent_reg=1e-4)
+MODELS.register("starflow-3b-t2i-256", pretrained_starflow, help="STARFlow 3B text-to-image 256 (ml-starflow's config): SD-VAE latents 32x32x4, width 3072, "
+                "blocks [2,2,2,2,2,24], caption states (128 x 2048, T5-XL) in the deep block",
+                train=dict(lr=6.4e-5, min_lr=1e-6, batch_size=1024, max_steps=48_000, warmup=48, weight_decay=1e-4, betas=(0.9, 0.95), grad_clip=None), **_SF3B);
+
+# %% ../../nbs/16_starflow.ipynb #3510392e
+_SF_RULES = [(r"attn_blocks\.(\d+)\.attention\.norm\.", r"layers.\1.norm1."), (r"attn_blocks\.(\d+)\.attention\.", r"layers.\1.attn."),
+             (r"attn_blocks\.(\d+)\.mlp\.norm\.", r"layers.\1.norm2."), (r"attn_blocks\.(\d+)\.mlp\.main\.0\.", r"layers.\1.mlp.fc1."),
+             (r"attn_blocks\.(\d+)\.mlp\.main\.2\.", r"layers.\1.mlp.fc2."), (r"\.proj_txt\.", ".cond_proj."), (r"\.final_norm\.", ".norm_out."),
+             (r"\.sos_embed$", ".start_in")]
+_SF_UNSUPPORTED = dict(use_swiglu=False, use_bias=True, use_qk_norm=False, use_post_norm=False, hf_style_rope=False, norm_type="layer_norm",
+                       use_pretrained_lm=None, use_mm_attn=False, learnable_self_denoiser=False, conditional_denoiser=False, temporal_causal=0,
+                       shallow_block_local=False, local_attn_window=None, denoiser_window=None, num_kv_heads=None)
+
+def ml_starflow_config(in_channels:int, img_size:int, patch_size:int, channels:int, num_blocks:int, layers_per_block, # ml-starflow `Model` arguments...
+                       head_dim:int=64, num_heads:int|None=None, rope:bool=False, pt_seq_len:int|None=None, sos:bool=False, txt_size:int=0,
+                       txt_dim:int=0, cond_top_only:bool=False, use_softplus:bool=False, use_final_norm:bool=False, soft_clip:float=0.0,
+                       seq_order:str="R2L", top_block_channels:int|None=None, expansion:float=4, **other)->dict:
+    "The genbook `StarFlow` arguments of ml-starflow's `Model(**config)`; refuses what genbook does not compute, by name."
+    for k, ok in _SF_UNSUPPORTED.items():
+        if k in other and other[k] not in (ok, 0, None) and other[k] != ok:
+            raise NotImplementedError(f"ml-starflow {k}={other[k]!r} is not supported by genbook's StarFlow (supported: {ok!r})")
+    if num_heads not in (None, channels // head_dim): raise NotImplementedError(f"num_heads={num_heads} with head_dim={head_dim}: genbook uses channels // head_dim heads")
+    if top_block_channels not in (None, channels): raise NotImplementedError(f"top_block_channels={top_block_channels} != channels is not supported")
+    if not rope and sos: raise NotImplementedError("learned positions with the sos token (rope=False, sos=True) place positions one slot apart from genbook's")
+    if txt_dim and not cond_top_only: raise NotImplementedError("text in every block (cond_top_only=False) is not supported: genbook conditions the deep block")
+    if pt_seq_len not in (None, img_size // patch_size): raise NotImplementedError(f"pt_seq_len={pt_seq_len} != img_size // patch_size is not supported")
+    if int(expansion) != expansion: raise NotImplementedError(f"expansion={expansion}: genbook's MLP takes an integer expansion")
+    layers = list(layers_per_block) if isinstance(layers_per_block, (list, tuple)) else [layers_per_block]
+    if len(layers) == 1: layers = layers * num_blocks
+    if len(layers) != num_blocks or min(layers) < 1: raise NotImplementedError(f"layers_per_block={layers_per_block} for {num_blocks} blocks (identity blocks are not supported)")
+    half = head_dim // 2
+    axes = ((half - 8, half - 8, 16) if txt_size > 0 else (half, half)) if rope else None
+    return dict(in_channels=in_channels, img_size=img_size, patch_size=patch_size, layers=layers, width=channels, head_dim=head_dim,
+                expansion=int(expansion), patch_order="p1p2c", prefix_dim=txt_dim, text_max_len=max(txt_size, 1), seq_order=seq_order,
+                start_token="input" if sos else False, softplus=use_softplus, soft_clip=soft_clip, head_norm=use_final_norm,
+                norm="layer", mlp="gelu", qk_norm=False, rope=rope, rope_axes=axes)
+
+def load_ml_starflow(state_dict_or_path, # an ml-starflow state dict, or a .pt/.pth/.safetensors file holding one
+                     **config, # ml-starflow `Model` arguments (in_channels, img_size, patch_size, channels, num_blocks, layers_per_block, ...)
+                    )->StarFlow:
+    "A genbook `StarFlow` computing the same function as apple/ml-starflow's `Model(**config)` with these weights (captions: give the text-encoder states as a `Prefix`)."
+    from genbook.flows.tarflow import read_state_dict
+    sd = read_state_dict(state_dict_or_path, "ml-starflow checkpoint")
+    kw = ml_starflow_config(**config)
+    m = StarFlow(**kw)
+    hd, heads, W = kw["head_dim"], kw["width"] // kw["head_dim"], kw["width"]
+    perm = torch.cat([torch.arange(0, hd, 2), torch.arange(1, hd, 2)])   # interleaved RoPE pairs (2i, 2i+1) -> genbook's (i, i + hd/2)
+    qk_rows = torch.cat([torch.cat([part * W + h * hd + perm for h in range(heads)]) for part in range(2)] + [torch.arange(2 * W, 3 * W)])
+    out = {}
+    for k, v in sd.items():
+        if k.endswith("attn_mask") or k.startswith("feat_rope") or k.startswith("learnable_self_denoiser"): continue   # unused buffers
+        for a, b in _SF_RULES: k = re.sub(a, b, k)
+        if kw["rope_axes"] is not None and (k.endswith("attn.qkv.weight") or k.endswith("attn.qkv.bias")): v = v[qk_rows]
+        if k.endswith("norm_out.weight"): v = 1 + v                    # the reference's RMSNorm scales by (1 + w)
+        out[k] = v
+    own = m.state_dict()
+    missing, extra = sorted(set(own) - set(out)), sorted(set(out) - set(own))
+    bad = [f"{k}: {tuple(out[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in out and out[k].shape != own[k].shape]
+    if missing or extra or bad:
+        raise ValueError("state dict does not match ml-starflow Model(" + ", ".join(f"{k}={v}" for k, v in config.items()) + "):"
+                         + (f" missing {missing[:4]}" if missing else "") + (f" unexpected {extra[:4]}" if extra else "") + (f" shapes {bad[:4]}" if bad else ""))
+    m.load_state_dict(out)
+    return m.eval()
 
 # %% ../../nbs/16_starflow.ipynb #143d5276
 @torch.no_grad()

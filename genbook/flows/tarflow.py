@@ -16,7 +16,7 @@ from ..nn import TransformerLayer, patchify, unpatchify, upcast
 
 # %% auto #0
 __all__ = ['TarFlowBlock', 'check_images', 'flow_nll', 'nll_to_bpd', 'TarFlow', 'per_image_bpd', 'evaluate_bpd',
-           'load_ml_tarflow']
+           'read_state_dict', 'load_ml_tarflow']
 
 # %% ../../nbs/10_tarflow.ipynb #09b9db41
 class TarFlowBlock(nn.Module):
@@ -380,17 +380,14 @@ def _unreadable(p, kind, e):
     return ValueError(f"cannot read ml-tarflow checkpoint {p}: not a {kind} file ({type(e).__name__}{': ' + why if why else ''}); "
                       "re-save the bare state dict (torch.save(model.state_dict(), path) or safetensors) or pass the dict itself")
 
-def load_ml_tarflow(state_dict_or_path, # an ml-tarflow state dict, or a .pt/.pth/.safetensors file holding one
-                    in_channels:int, img_size:int, patch_size:int, # ml-tarflow `Model` arguments...
-                    channels:int, num_blocks:int, layers_per_block:int,
-                    nvp:bool=True, num_classes:int=0,
-                    **kw, # extra genbook TarFlow arguments (noise_std, levels, label_drop)
-                   )->TarFlow:
-    "A genbook `TarFlow` computing the same function as ml-tarflow's `Model(**config)` with these weights."
-    sd = state_dict_or_path
+def read_state_dict(src, # a state dict, or a .pt/.pth/.safetensors file holding one (bare or under state_dict / model / ema)
+                    what:str="checkpoint", # named in errors
+                   )->dict:
+    "The state dict in `src`, with a DDP `module.` prefix removed; clear errors for missing or unreadable files."
+    sd = src
     if isinstance(sd, (str, Path)):
         p = Path(sd)
-        if not p.is_file(): raise FileNotFoundError(f"ml-tarflow checkpoint not found: {p}")
+        if not p.is_file(): raise FileNotFoundError(f"{what} not found: {p}")
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
             try: sd = load_file(str(p))
@@ -401,8 +398,17 @@ def load_ml_tarflow(state_dict_or_path, # an ml-tarflow state dict, or a .pt/.pt
             for k in ("state_dict", "model", "ema"):  # common wrappers
                 if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]; break
     if not isinstance(sd, dict): raise TypeError(f"expected a state dict, got {type(sd).__name__}")
+    return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+def load_ml_tarflow(state_dict_or_path, # an ml-tarflow state dict, or a .pt/.pth/.safetensors file holding one
+                    in_channels:int, img_size:int, patch_size:int, # ml-tarflow `Model` arguments...
+                    channels:int, num_blocks:int, layers_per_block:int,
+                    nvp:bool=True, num_classes:int=0,
+                    **kw, # extra genbook TarFlow arguments (noise_std, levels, label_drop)
+                   )->TarFlow:
+    "A genbook `TarFlow` computing the same function as ml-tarflow's `Model(**config)` with these weights."
+    sd = read_state_dict(state_dict_or_path, "ml-tarflow checkpoint")
     if not nvp: raise NotImplementedError("ml-tarflow volume-preserving models (nvp=False) are not supported; genbook's TarFlow is the affine (nvp=True) model")
-    sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}  # DDP prefix
     m = TarFlow(in_channels=in_channels, img_size=img_size, patch_size=patch_size, width=channels, num_blocks=num_blocks,
                 layers_per_block=layers_per_block, head_dim=64, expansion=4, num_classes=num_classes, patch_order="unfold", **kw)
     out = {}
