@@ -524,7 +524,7 @@ class Trainer:
             import deepspeed
             self.ds_config = build_ds_config(deepspeed_config, batch_size, self.world, accum, grad_clip, bf16, self.device)
             self.accum, self.bf16 = self.ds_config["gradient_accumulation_steps"], bool(self.ds_config["bf16"].get("enabled"))
-            if ema is not None and self._zero_stage() == 3: raise NotImplementedError("ema with ZeRO-3 (partitioned parameters) is not supported; use ZeRO 0-2")
+            if ema is not None and self._zero_stage() == 3: raise NotImplementedError("ema with ZeRO-3 (partitioned parameters) is not supported; use ZeRO 0-2, or no EMA (ema=None; train.py --ema 0)")
             self.engine, *_ = deepspeed.initialize(model=LossModule(model), optimizer=self.opt, config=self.ds_config)
         elif self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None)

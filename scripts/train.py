@@ -50,7 +50,7 @@ def get_parser():
     p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     p.add_argument("--warmup", type=int, help="warm-up steps (default: the preset's)")
     p.add_argument("--direction", choices=["l2r", "r2l"], help="token order for text datasets (passed to the dataset as direction=)")
-    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights with this decay (e.g. 0.999) for evaluation and sampling (default: the preset's, else none)")
+    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights with this decay (e.g. 0.999) for evaluation and sampling (default: the preset's, else none; 0: none)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (DeepSpeed: bf16 mode unless the JSON says otherwise)")
     p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing: every transformer layer recomputes its forward in backward (less memory, about one more forward per step)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events (tensorboard/ in the run folder)")
@@ -316,6 +316,7 @@ def main(argv=None):
     for k in ("max_steps", "batch_size", "lr", "warmup", "ema"):
         if getattr(args, k) is not None: cfg[k] = getattr(args, k)
     if args.grad_checkpoint: cfg["grad_checkpoint"] = True
+    if cfg.get("ema") == 0: cfg["ema"] = None   # --ema 0: no EMA (e.g. a preset's EMA under ZeRO-3)
     ckpt = find_checkpoint(args.resume) if args.resume else None
     if ckpt is not None: resume_schedule(ckpt, args, cfg)
     model_args = {**file_model_args, **parse_kv(args.model_arg, "--model-arg")}

@@ -447,6 +447,10 @@ def test_dry_run_zero3_two_ranks(tmp_path):
     assert "param groups: weight_decay=0.0001:" in r.stdout       # counted before ZeRO-3 partitions the tensors (it printed one empty group)
     assert "one optimizer step at micro-batch 1 (global batch 2)" in r.stdout and "rank 0: step" in r.stdout and "rank 1: step" in r.stdout
     assert not (tmp_path / "run").exists() and r.stdout.count("dry run: nothing written") == 2   # the summary line and the last line
+    # a preset's EMA cannot run under ZeRO-3 (partitioned weights): the error says how to turn it off, and --ema 0 does
+    r = run(small + ["--dry-run", "--ema", "0.999", "--deepspeed_config", ROOT / "configs/ds_zero3.json"])
+    assert r.returncode != 0 and "--ema 0" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    ok(run(small + ["--dry-run", "--ema", "0", "--deepspeed_config", ROOT / "configs/ds_zero3.json"]))
 
 
 def test_config_file_tensorboard_and_resolved_config(tmp_path):
