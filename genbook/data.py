@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #1e3b7637
 from __future__ import annotations
-import math
+import math, os
 from pathlib import Path
 import numpy as np
 import torch
@@ -285,12 +285,17 @@ def streaming_folder(path:str=None, # ImageNet layout (train/ and val/ or test/ 
             if not (man.parent / f).is_file(): raise FileNotFoundError(f"{man} line {n}: image {man.parent / f} not found")
             rows.append((man.parent / f, str(t)))
         if not rows: raise FileNotFoundError(f"captions manifest {man} lists no images")
-        keep = [(f, t) for f, t in rows if _hash_split(str(f.relative_to(man.parent)), test_fraction) == split]
+        rel = lambda f: os.path.relpath(f, man.parent)                   # paths in the manifest may point anywhere
+        keep = [(f, t) for f, t in rows if _hash_split(rel(f), test_fraction) == split]
         return StreamingImages([f for f, _ in keep], None, [t for _, t in keep], size, channels, 0, dequant, workers, name=f"folder-stream:{root.name}/{split}")
     held = next((root/s for s in ("val", "test") if (root/s).is_dir()), None)
-    layout = (root/"train").is_dir() and held is not None
-    top = root/"train" if layout else root
+    has_train = (root/"train").is_dir()
+    layout = has_train and held is not None
+    top = root/"train" if has_train else root                           # train/ alone: its classes, split by hash
     classes = sorted(d.name for d in top.iterdir() if d.is_dir())
+    if layout and classes and not any(d.is_dir() for d in held.iterdir()):
+        raise ValueError(f"{held} holds no class folders while {top} does (ImageNet's flat val/?): sort its images into the class folders, "
+                         f"or move it away to hold out test_fraction={test_fraction} of train/ instead")
     if layout:
         base = top if split == "train" else held
         extra = sorted(d.name for d in base.iterdir() if d.is_dir() and d.name not in classes)

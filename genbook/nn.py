@@ -289,7 +289,7 @@ class TransformerLayer(nn.Module):
 def set_grad_checkpointing(model:nn.Module, # any model; its `TransformerLayer`s are switched
                            on:bool=True, # on (recompute in backward) or off
                           )->int:
-    "Switch activation checkpointing of every `TransformerLayer` in `model`; returns how many layers were switched."
+    "Switch activation checkpointing of every `TransformerLayer` in `model` (not cross-attention or convolution blocks); returns how many layers were switched."
     layers = [m for m in model.modules() if isinstance(m, TransformerLayer)]
     if on and not layers: raise ValueError(f"{type(model).__name__} has no TransformerLayer: activation checkpointing has nothing to recompute")
     for m in layers: m.grad_checkpoint = bool(on)

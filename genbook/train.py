@@ -79,8 +79,14 @@ class BatchStream:
                 self.close()
                 # a private generator: starting the workers must not draw from the global RNG, which the model's noise uses (exact resume)
                 self._it = iter(torch.utils.data.DataLoader(_Ahead(self), batch_size=None, sampler=itertools.count(key), num_workers=self.workers,
-                                                            prefetch_factor=2, persistent_workers=False, generator=torch.Generator().manual_seed(key)))
-            b = next(self._it); self._next = key + 1
+                                                            prefetch_factor=2, persistent_workers=False, generator=torch.Generator().manual_seed(key),
+                                                            worker_init_fn=_quiet_worker))
+            try: b = next(self._it)
+            except Exception as e:   # a worker's error arrives wrapped in a traceback: keep its one-line message
+                self.close()
+                msg = str(e).strip().splitlines()[-1] if "Original Traceback" in str(e) else str(e)
+                raise type(e)(msg.split(": ", 1)[1] if msg.startswith(type(e).__name__ + ": ") else msg) from None
+            self._next = key + 1
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
     def close(self):
         "Stop the worker processes (they restart on the next `get`)."
@@ -98,6 +104,10 @@ class BatchStream:
                 raise ValueError(f"step {step}: batch[{k!r}] holds NaN or inf in dataset item(s) {items[:8]}{' ...' if len(items) > 8 else ''} "
                                  f"of {type(self.data).__name__}; fix or remove them")
         return b
+
+def _quiet_worker(_):
+    "Data workers ignore SIGINT / SIGTERM: the training process decides when to stop (after the step, with a checkpoint) and shuts them down."
+    signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 class _Ahead(torch.utils.data.Dataset):
     "Micro-batch k = (step, a) = divmod(k, accum) of a `BatchStream`, for worker processes."
@@ -395,6 +405,7 @@ class TensorBoardLogger(Callback):
         self.grids = {id(cb): len(cb.saved) for cb in tr.callbacks if isinstance(cb, SampleGrid)}   # images saved so far
     def after_step(self, tr, rec):
         if self.writer is None: return
+        wrote = len(tr.history) > self.logged
         for r in tr.history[self.logged:]:
             for k, v in r.items():
                 if k == "step" or isinstance(v, bool) or not isinstance(v, (int, float)): continue
@@ -404,9 +415,11 @@ class TensorBoardLogger(Callback):
             if not isinstance(cb, SampleGrid) or len(cb.saved) <= self.grids.get(id(cb), 0): continue
             from PIL import Image
             for p in cb.saved[self.grids.get(id(cb), 0):]: self.writer.add_image(cb.folder, np.asarray(Image.open(p).convert("RGB")), tr.step, dataformats="HWC")
-            self.grids[id(cb)] = len(cb.saved)
-        self.writer.flush()
-    def after_fit(self, tr):
+            self.grids[id(cb)] = len(cb.saved); wrote = True
+        if wrote: self.writer.flush()
+    def after_fit(self, tr): self.close()
+    def close(self):
+        "Flush and close the event file (also called by `fit` when a run stops on an error or a signal)."
         if self.writer is not None: self.writer.close(); self.writer = None
 
 
@@ -718,6 +731,8 @@ class Trainer:
             for cb in self.callbacks: cb.after_fit(self)
         finally:
             self.bar.close(); self.stream.close()
+            for cb in self.callbacks:
+                if hasattr(cb, "close"): cb.close()
             for s, h in old.items(): signal.signal(s, h)
         return self.history
 

@@ -40,6 +40,9 @@ def get_parser():
     p.add_argument("run", help="run folder of scripts/train.py (or one of its checkpoints)")
     p.add_argument("--guidance", nargs="+", type=float, metavar="W", help="guidance weights, in the model's convention (default: none)")
     p.add_argument("--n", type=int, default=100, help="samples per guidance weight (image-conditioned models: held-out objects)")
+    p.add_argument("--batch-size", type=int, default=100, help="samples drawn at once")
+    p.add_argument("--grid", type=int, default=100, help="at most this many samples in each grid image")
+    p.add_argument("--no-save", action="store_true", help="do not write samples.safetensors (e.g. for a large FID run)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (the same for every weight, so the grids differ only by guidance)")
     p.add_argument("--prompt", nargs="+", metavar="TEXT", help="captions for text-conditional models, used in turn")
     p.add_argument("--label", nargs="+", type=int, metavar="K", help="class labels, used in turn (default: 0..K-1 in turn)")
@@ -60,6 +63,8 @@ def get_parser():
 
 def check_args(p, a):
     if a.n < 1: p.error(f"--n must be >= 1, got {a.n}")
+    if a.batch_size < 1: p.error(f"--batch-size must be >= 1, got {a.batch_size}")
+    if a.grid < 1: p.error(f"--grid must be >= 1, got {a.grid}")
     if a.steps is not None and a.steps < 1: p.error(f"--steps must be >= 1, got {a.steps}")
     if not (math.isfinite(a.temperature) and a.temperature > 0): p.error(f"--temperature must be a finite number > 0, got {a.temperature}")
     for w in a.guidance or []:
@@ -74,8 +79,17 @@ def run_config(run):
     return {}
 
 
+def text_conditional(model)->bool:
+    "Does the model take captions (a text encoder inside it)?"
+    return bool(getattr(model, "text", None)) or getattr(model, "cond_kind", None) in ("text", "joint")
+
+
 def conditions(model, a, n):
     "The labels or captions for n samples (None: unconditional)."
+    if getattr(model, "prefix_dim", 0) and (a.prompt or a.label):
+        raise ValueError(f"--prompt / --label: this {type(model).__name__} reads caption states computed outside genbook (prefix_dim={model.prefix_dim}); "
+                         "sample.py draws it with the null caption, or call model.sample(n, Prefix(states, mask)) from Python")
+    if a.prompt and not text_conditional(model): raise ValueError(f"--prompt: this {type(model).__name__} takes no captions" + (" (use --label)" if getattr(model, "num_classes", 0) else ""))
     if a.prompt:
         return [a.prompt[i % len(a.prompt)] for i in range(n)]
     k = getattr(model, "num_classes", 0) or 0
@@ -88,6 +102,7 @@ def conditions(model, a, n):
 
 def guidance_arg(kind, model, w, rule):
     "The model's guidance argument for weight w."
+    if rule and kind not in ("TarFlow", "StarFlow"): raise ValueError(f"--rule applies to the flows (TarFlow, StarFlow), not to a {kind}")
     if w is None: return None
     if kind in ("TarFlow", "StarFlow"):
         from genbook.flows.guidance import LinearGuidance, GaussianGuidance
@@ -96,14 +111,21 @@ def guidance_arg(kind, model, w, rule):
         return GaussianGuidance(w) if rule == "gaussian" else LinearGuidance(w)
     if kind == "WVD": raise ValueError("--guidance: WVD is unconditional (its tasks are inpainting); leave --guidance out")
     if kind == "DSplats": raise ValueError("--guidance: DSplats' sampler has no guidance; leave --guidance out")
-    if rule: raise ValueError(f"--rule applies to the flows (TarFlow, StarFlow), not to a {kind}")
-    return w
+    return None if w == 1 else w   # CFG scale 1 is the conditional model: no guidance
 
 
 def draw(kind, model, a, w, n, cond, data, dev):
+    "n samples at weight w, drawn in batches of a.batch_size from one seeded generator."
     import torch
     gen = torch.Generator(dev).manual_seed(a.seed)
     g = guidance_arg(kind, model, w, a.rule)
+    if kind in CONDITIONED: return draw_batch(kind, model, a, g, w, n, cond, data, dev, gen)
+    return torch.cat([draw_batch(kind, model, a, g, w, min(a.batch_size, n - i), None if cond is None else cond[i:i + a.batch_size], data, dev, gen).float().cpu()
+                      for i in range(0, n, a.batch_size)])
+
+
+def draw_batch(kind, model, a, g, w, n, cond, data, dev, gen):
+    import torch
     if kind in CONDITIONED:
         kw = {"steps": a.steps} if a.steps else {}
         if g is not None: kw["guidance"] = g
@@ -111,7 +133,8 @@ def draw(kind, model, a, w, n, cond, data, dev):
     y = None
     if cond is not None:
         y = cond if isinstance(cond[0], str) else torch.tensor(cond, device=dev)
-    if g is not None and y is None: raise ValueError(f"--guidance {w}: the {kind} is unconditional here (no classes; give --prompt for a text model)")
+    if g is not None and y is None and not getattr(model, "prefix_dim", 0):
+        raise ValueError(f"--guidance {w}: the {kind} is unconditional here (no classes; give --prompt for a text model)")
     if kind == "TarFlow": return model.sample(n, y, temperature=a.temperature, generator=gen, guidance=g).clamp(-1, 1)
     if kind == "StarFlow": return model.sample(n, y, guidance=g, temperature=a.temperature, generator=gen).clamp(-1, 1)
     if kind == "DiT": return model.sample(n, y, guidance=g, steps=a.steps, generator=gen)
@@ -126,9 +149,9 @@ def to_uint8_rgb(x):
     return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]
 
 
-def fid_reference(a, cfg, n):
-    "uint8 RGB images of the run's data set (split a.fid_split), at most n."
-    import torch
+def fid_reference(a, cfg, n, metric, dev):
+    "Feed at most n images of the run's data set (split a.fid_split, bin centres: no dequantisation noise) to `metric` as the real set; returns a description."
+    import inspect, torch
     from genbook.core import DATA, import_presets
     from genbook.data import iter_batches
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,12 +160,15 @@ def fid_reference(a, cfg, n):
     name = a.data or cfg.get("data")
     if not name: raise ValueError(f"--fid: {a.run} has no config.json naming its data set: pass --data (and --data-arg)")
     dargs = {**(cfg.get("data_args", {}) if not a.data else {}), **parse_kv(a.data_arg, "--data-arg")}
+    if "dequant" in inspect.signature(DATA.get(name)[0]).parameters: dargs["dequant"] = False
     data = DATA.build(name, split=a.fid_split, **dargs)
-    xs, got = [], 0
+    got = 0
     for b in iter_batches(data, 256, torch.Generator().manual_seed(0)):
-        xs.append(to_uint8_rgb(b["x"])); got += len(b["x"])
+        if "x" not in b or b["x"].ndim != 4: raise ValueError(f"--fid: data set {name!r} does not hold images (batch key 'x' of shape (B, C, H, W))")
+        x = b["x"][: n - got]
+        metric.update(to_uint8_rgb(x).to(dev), real=True); got += len(x)
         if got >= n: break
-    return torch.cat(xs)[:n], f"{name} ({a.fid_split}, {min(got, n)} images)"
+    return f"{name} ({a.fid_split}, {got} images)"
 
 
 def main(argv=None):
@@ -187,40 +213,43 @@ def main(argv=None):
           (f", conditions {sorted(set(cond), key=str)[:10]}" if cond else ""), flush=True)
     fid_metric = fid_scores = None
     if a.fid:
-        if kind in CONDITIONED: raise ValueError(f"--fid: a {kind} is scored by its evaluate() on held-out views, not by FID")
+        if kind in CONDITIONED + ("WVD",): raise ValueError(f"--fid: a {kind} is scored by its evaluate() on held-out data, not by image FID")
+        C = getattr(model, "C", getattr(model, "in_channels", None))
+        if C not in (1, 3): raise ValueError(f"--fid: the model draws {C}-channel arrays (latents?); FID needs decoded images with 1 or 3 channels")
         from genbook.eval.fid import inception_fid
-        ref, ref_desc = fid_reference(a, cfg, a.fid_ref)
-        fid_metric, fid_scores = inception_fid(a.fid, device=dev), {}
+        fid_metric, fid_scores = inception_fid(a.fid, device=dev, reset_real_features=False), {}
+        ref_desc = fid_reference(a, cfg, a.fid_ref, fid_metric, dev)
         print(f"FID reference: {ref_desc}", flush=True)
     tensors, weights = {}, a.guidance or [None]
     for w in weights:
         t0 = time.time()
         with torch.no_grad(): xs = draw(kind, model, a, w, a.n, cond, data, dev).float().cpu()
         tag = "none" if w is None else f"{w:g}"
-        grid = xs
+        grid = xs if kind in CONDITIONED else xs[: a.grid]
         nrow = None
-        if xs.ndim == 5: nrow, grid = xs.shape[1], xs[:, :, :3].flatten(0, 1)          # clips: one row per clip, RGB
+        if xs.ndim == 5: nrow, grid = xs.shape[1], grid[:, :, :3].flatten(0, 1)        # clips: one row per clip, RGB
         elif kind in CONDITIONED: nrow = len(xs) // max(1, min(a.n, len(data)))
-        elif cond is not None and not isinstance(cond[0], str): nrow = max(1, a.n // max(1, len(set(cond))))
+        elif cond is not None and not isinstance(cond[0], str):
+            k, m = len(set(cond[: len(grid)])), len(grid)
+            nrow = m // k if m // k >= 2 else math.ceil(math.sqrt(m))              # one column per class when each has two or more
         save_grid(grid, out / f"g{tag}.png", nrow=nrow)
-        tensors[f"g{tag}"] = xs.contiguous()
+        if not a.no_save: tensors[f"g{tag}"] = xs.contiguous()
         print(f"guidance {tag}: {tuple(xs.shape)} in {time.time() - t0:.1f}s, range [{xs.min():.2f}, {xs.max():.2f}] -> {out / f'g{tag}.png'}", flush=True)
         if fid_metric is not None:
-            fid_metric.reset()
-            for i in range(0, len(ref), 256): fid_metric.update(ref[i:i + 256].to(dev), real=True)
-            fx = xs.flatten(0, 1) if xs.ndim == 5 else xs
+            fid_metric.reset()                                               # the generated set only: the reference is kept
+            fx = xs
             for i in range(0, len(fx), 256): fid_metric.update(to_uint8_rgb(fx[i:i + 256]).to(dev), real=False)
             fid_scores[tag] = float(fid_metric.compute())
-            print(f"guidance {tag}: FID {fid_scores[tag]:.3f} ({len(fx)} samples vs {len(ref)} reference images)", flush=True)
+            print(f"guidance {tag}: FID {fid_scores[tag]:.3f} ({len(fx)} samples vs {ref_desc})", flush=True)
     if cond is not None and not isinstance(cond[0], str): tensors["labels"] = torch.tensor(cond)
     meta = {"run": str(a.run), "checkpoint": ck.name, "step": str(step), "model": kind, "ema": str(ema), "seed": str(a.seed),
             "guidance": json.dumps(weights), "prompts": json.dumps(cond if cond and isinstance(cond[0], str) else None),
             "rule": str(a.rule), "temperature": str(a.temperature), "steps": str(a.steps)}
-    save_file(tensors, str(out / "samples.safetensors"), metadata=meta)
+    if not a.no_save: save_file(tensors, str(out / "samples.safetensors"), metadata=meta)
     if fid_scores is not None:
         (out / "fid.json").write_text(json.dumps({"fid": fid_scores, "weights": str(a.fid), "sha256": getattr(fid_metric.inception.net, "sha256", None),
                                                   "reference": ref_desc, "samples": a.n, "seed": a.seed}, indent=1))
-    print(f"wrote {len(weights)} grid(s) and samples.safetensors{' and fid.json' if fid_scores is not None else ''} in {out}")
+    print(f"wrote {len(weights)} grid(s)" + ("" if a.no_save else " and samples.safetensors") + (" and fid.json" if fid_scores is not None else "") + f" in {out}")
     return 0
 
 

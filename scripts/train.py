@@ -56,7 +56,7 @@ def get_parser():
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events (tensorboard/ in the run folder)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--out", help="run folder (default runs/<model>; with --resume, the resumed run's folder)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png and result.json (other files stay)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png, result.json, tensorboard/ and config.json (other files stay)")
     p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step (>= 1); the schedule still ends at --max-steps")
     p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint)")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
@@ -127,6 +127,9 @@ def apply_config(p, argv, path):
         if isinstance(a, argparse._StoreTrueAction):
             if not isinstance(v, bool): raise ValueError(f"--config {path}: {k} = {v!r}: expected true or false ({flag} is a switch)")
         elif v is not None and a.type in (int, float):
+            if isinstance(v, str):   # YAML 1.1 reads 1e-4 (no dot) as a string
+                try: v = float(v)
+                except ValueError: pass
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (a.type is int and not float(v).is_integer()):
                 raise ValueError(f"--config {path}: {k} = {v!r}: expected {'an integer' if a.type is int else 'a number'} ({flag})")
             v = d[k] = a.type(v)
@@ -136,12 +139,14 @@ def apply_config(p, argv, path):
     return p.parse_args(argv), tables["model_args"], tables["data_args"]
 
 
-def write_config(out, args, cfg, model_args, data_args, model, tr, ds):
+def write_config(out, args, cfg, model_args, data_args, model, tr):
     "config.json in the run folder: the flags as resolved (loadable by --config) and, under _resolved, what they resolved to."
     import platform, torch, genbook
     from genbook.train import model_config
     flags = {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG | RUN_ONLY}
-    flags.update({k: cfg[k] for k in ("max_steps", "batch_size", "lr", "warmup", "ema") if k in cfg})
+    flags.update({k: cfg[k] for k in ("max_steps", "batch_size", "lr", "warmup") if k in cfg})
+    flags["ema"] = cfg.get("ema") or 0                   # 0: no EMA (null would mean "the preset's")
+    if flags.get("deepspeed_config"): flags["deepspeed_config"] = str(Path(flags["deepspeed_config"]).resolve())
     rec = {**flags, "model_args": model_args, "data_args": data_args,
            "_resolved": {"model": type(model).__name__, "model_config": model_config(model), "train": {**cfg, "accum": tr.accum, "bf16": tr.bf16},
                          "world": tr.world, "micro_batch": tr.batch_size // (tr.world * tr.accum), "engine": "deepspeed" if tr.ds else "ddp" if tr.ddp else "torch",
@@ -355,9 +360,11 @@ def main(argv=None):
               + (f", EMA {tr.ema.decay}" if tr.ema is not None else "") + (", activation checkpointing" if tr.grad_checkpoint else ""), flush=True)
         print("param groups: " + groups, flush=True)
     if args.dry_run: return dry_run(tr)
-    if rank == 0: write_config(out, args, cfg, {**model_args}, {**data_args}, model, tr, args.deepspeed_config)
+    if ckpt is not None: tr.load_checkpoint(ckpt)            # a checkpoint that does not fit fails here, before anything is written
+    if rank == 0 and (ckpt is None or not (out / "config.json").is_file()):   # a resumed run keeps the record of how it started
+        write_config(out, args, cfg, {**model_args}, {**data_args}, model, tr)
     t0 = time.time()
-    tr.fit(resume=ckpt, until=args.until)
+    tr.fit(until=args.until)
     wall = time.time() - t0
     if args.num_samples and isinstance(model, Sampler):
         nc = getattr(model, "num_classes", 0)
@@ -373,7 +380,7 @@ def main(argv=None):
     if rank == 0:
         last = tr.history[-1] if tr.history else {}
         evals = {k[5:]: v for k, v in last.items() if k.startswith("eval_")}
-        wrote = "metrics.jsonl, checkpoints/" + (", samples.png" if (out / "samples.png").is_file() and args.num_samples else "")
+        wrote = "metrics.jsonl, config.json, checkpoints/" + (", tensorboard/" if not args.no_tensorboard else "") + (", samples.png" if (out / "samples.png").is_file() and args.num_samples else "")
         print(f"done in {wall:.1f}s: step {tr.step}, train loss {last.get('loss', float('nan')):.4f}, "
               f"skipped steps {tr.skipped}; wrote {wrote} in {out}")
         for k, v in evals.items(): print(f"test {k}: {v:.4f}")

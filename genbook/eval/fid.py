@@ -477,13 +477,16 @@ def fid_inception(path:str|Path, # the weights: a state dict (.pth / .pt) or .sa
 
 def inception_fid(weights:str|Path|FIDInceptionV3, # weights file for `fid_inception`, or a loaded network
                   device=None, # where the metric runs
+                  **kw, # FrechetInceptionDistance options, e.g. reset_real_features=False (keep the reference across reset())
                  ):
-    "torchmetrics' FrechetInceptionDistance on the standard Inception features: `update(images, real=...)` with uint8 (B, 3, H, W), or floats in [0, 1]."
+    "torchmetrics' FrechetInceptionDistance on the standard Inception features: `update(images, real=...)` with uint8 (B, 3, H, W) or floats in [0, 1]."
     from torchmetrics.image.fid import FrechetInceptionDistance
     net = weights if isinstance(weights, nn.Module) else fid_inception(weights)
-    class _Net(nn.Module):   # torchmetrics gives uint8 images (normalize=True converts floats in [0, 1]); float64 features, as DigitsFeatures
+    class _Net(nn.Module):   # torchmetrics hands a custom network the images untouched: floats in [0, 1] become uint8 here; float64 features
         num_features = 2048
         def __init__(self): super().__init__(); self.net = net
-        def forward(self, x): return self.net(x).double()
-    m = FrechetInceptionDistance(feature=_Net(), normalize=True)
+        def forward(self, x):
+            if x.is_floating_point(): x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+            return self.net(x).double()
+    m = FrechetInceptionDistance(feature=_Net(), normalize=True, **kw)
     return m.to(device) if device is not None else m

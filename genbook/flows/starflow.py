@@ -247,7 +247,7 @@ class StarFlow(nn.Module):
         self.T, self.D = (self.fS // patch_size) ** 2, self.fC * patch_size ** 2
         dw = deep_width or width
         self.cond = Conditioner(num_classes, text_encoder, dim=dw, max_len=text_max_len, drop=caption_drop, label_names=label_names)
-        self.text, self.prefix_dim = self.cond.text, prefix_dim
+        self.text, self.prefix_dim, self.text_max_len = self.cond.text, prefix_dim, text_max_len
         n = len(layers)
         flips = [(i % 2 == 1) if seq_order == "R2L" else (i % 2 == 0) for i in range(n)]
         self.blocks = nn.ModuleList([StarBlock(self.D, dw if i == n - 1 else width, self.T, flip=flips[i], layers=l,
@@ -274,7 +274,13 @@ def condition(self:StarFlow, y, # labels (n,) (-1 = none), captions (list of n s
               n:int, # batch size
               null:bool=True, # also encode the unconditional prefix (for guidance)
              )->Prefix|None:
-    "The deep block's prefix for condition `y` (None for an unconditional model): `self.cond(y, n, null)`."
+    "The deep block's prefix for condition `y` (None for an unconditional model): `self.cond(y, n, null)`; for given caption states (prefix_dim) a Prefix, or None for the null caption."
+    if self.prefix_dim and not isinstance(y, Prefix):
+        if y is not None: raise ValueError(f"this StarFlow reads given caption states (prefix_dim={self.prefix_dim}): pass y as a genbook.cond.Prefix of "
+                                           f"(n, L, {self.prefix_dim}) states (e.g. T5's), not {type(y).__name__}")
+        dev = self.var.device
+        h, mask = torch.zeros(n, self.text_max_len, self.prefix_dim, device=dev), torch.ones(n, self.text_max_len, dtype=torch.bool, device=dev)
+        return Prefix(h, mask, null=Prefix(h, mask) if null else None)   # the null caption: zero states, as the reference samples with
     return self.cond(y, n, null)
 
 # %% ../../nbs/16_starflow.ipynb #ef5538ca
@@ -287,7 +293,7 @@ def batch_condition(self:StarFlow, batch:dict, # a data batch: "x", and "y" and/
     if h is None: raise ValueError(f"this StarFlow reads precomputed caption states (prefix_dim={self.prefix_dim}): the batch needs 'text_states' (B, L, {self.prefix_dim})")
     if h.ndim != 3 or h.shape[-1] != self.prefix_dim: raise ValueError(f"batch['text_states'] must be (B, L, {self.prefix_dim}), got {tuple(h.shape)}")
     mask = batch.get("text_mask")
-    mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device) if mask is None else mask
+    mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device) if mask is None else mask.bool()
     return Prefix(h, mask, null=Prefix(torch.zeros_like(h), torch.ones_like(mask)))   # the null caption: zero states, as the reference samples with
 
 # %% ../../nbs/16_starflow.ipynb #a7d2d28f
@@ -429,7 +435,9 @@ def ml_starflow_config(in_channels:int, img_size:int, patch_size:int, channels:i
                        seq_order:str="R2L", top_block_channels:int|None=None, expansion:float=4, **other)->dict:
     "The genbook `StarFlow` arguments of ml-starflow's `Model(**config)`; refuses what genbook does not compute, by name."
     for k, ok in _SF_UNSUPPORTED.items():
-        if k in other and other[k] not in (ok, 0, None) and other[k] != ok:
+        v = other.get(k, ok)
+        same = (v == ok and type(v) is type(ok)) or (ok in (None, False, 0) and not v and not isinstance(ok, str))   # "off" may be spelled None, 0 or False
+        if not same:
             raise NotImplementedError(f"ml-starflow {k}={other[k]!r} is not supported by genbook's StarFlow (supported: {ok!r})")
     if num_heads not in (None, channels // head_dim): raise NotImplementedError(f"num_heads={num_heads} with head_dim={head_dim}: genbook uses channels // head_dim heads")
     if top_block_channels not in (None, channels): raise NotImplementedError(f"top_block_channels={top_block_channels} != channels is not supported")
