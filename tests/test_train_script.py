@@ -65,18 +65,6 @@ def test_resume_with_ema_reproduces_uninterrupted_run(tmp_path):
     ok(run(common + ["--out", tmp_path / "part", "--until", "3"]))
     ok(run(common + ["--out", tmp_path / "part", "--resume", tmp_path / "part"]))
     assert losses(tmp_path / "part") == losses(tmp_path / "full")
-    # a scheduler's SIGTERM to the whole process group (workers included): the run still stops after the step with a checkpoint
-    i = common.index("--max-steps"); long = common[:i] + ["--max-steps", "2000"] + common[i + 2:]
-    p = subprocess.Popen([sys.executable, str(SCRIPT)] + [str(a) for a in long + ["--out", tmp_path / "sig", "--ckpt-every", "0"]], cwd=ROOT,
-                         env={**os.environ, "MPLBACKEND": "Agg"}, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(600):
-        time.sleep(0.1)
-        m = tmp_path / "sig" / "metrics.jsonl"
-        if m.is_file() and len(m.read_text().splitlines()) >= 3: break
-    os.killpg(p.pid, signal.SIGTERM)
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 143 and err.count("SIGTERM: stopping after the current step") == 1, err[-2000:]
-    assert any(c.name.startswith("step_") for c in (tmp_path / "sig" / "checkpoints").iterdir())
     ema = "checkpoints/step_0000006/ema.safetensors"
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -282,18 +270,6 @@ def test_deepspeed_resume_reproduces_uninterrupted_run(tmp_path):
     assert (tmp_path / "part/checkpoints/step_0000004/deepspeed").is_dir()
     ok(run(common + ["--out", tmp_path / "part", "--resume", tmp_path / "part"]))
     assert losses(tmp_path / "part") == losses(tmp_path / "full")
-    # a scheduler's SIGTERM to the whole process group (workers included): the run still stops after the step with a checkpoint
-    i = common.index("--max-steps"); long = common[:i] + ["--max-steps", "2000"] + common[i + 2:]
-    p = subprocess.Popen([sys.executable, str(SCRIPT)] + [str(a) for a in long + ["--out", tmp_path / "sig", "--ckpt-every", "0"]], cwd=ROOT,
-                         env={**os.environ, "MPLBACKEND": "Agg"}, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(600):
-        time.sleep(0.1)
-        m = tmp_path / "sig" / "metrics.jsonl"
-        if m.is_file() and len(m.read_text().splitlines()) >= 3: break
-    os.killpg(p.pid, signal.SIGTERM)
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 143 and err.count("SIGTERM: stopping after the current step") == 1, err[-2000:]
-    assert any(c.name.startswith("step_") for c in (tmp_path / "sig" / "checkpoints").iterdir())
     # a DeepSpeed checkpoint cannot silently be resumed by the plain engine
     r = run(["--max-steps", "8", "--resume", tmp_path / "part", "--out", tmp_path / "x", "--num-samples", "0"] + SMALL)
     assert r.returncode != 0 and "resume it with the same engine" in r.stderr
