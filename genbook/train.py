@@ -653,7 +653,12 @@ class Trainer:
         "Remove step checkpoints beyond the newest `keep_checkpoints` (never `keep`, the one just written)."
         if not self.keep_checkpoints: return
         steps = sorted(p for p in keep.parent.glob("step_*") if p.is_dir() and p.name[5:].isdigit() and p != keep)
-        for p in steps[:max(0, len(steps) - (self.keep_checkpoints - 1))]: shutil.rmtree(p, ignore_errors=True)
+        for p in steps[:max(0, len(steps) - (self.keep_checkpoints - 1))]:
+            # renamed first, then deleted: a kill mid-delete leaves a `.old` folder, never a step folder without its weights
+            old = p.with_name(p.name + ".old")
+            if old.exists(): shutil.rmtree(old, ignore_errors=True)
+            os.replace(p, old)
+        for p in keep.parent.glob("step_*.old"): shutil.rmtree(p, ignore_errors=True)   # also those a killed run left
 
     def _schedule(self)->dict: return dict(lr=self.lr, warmup=self.warmup, max_steps=self.max_steps)
 
