@@ -15,7 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['MODELS', 'DATA', 'seed_everything', 'get_device', 'cpu_has_bf16', 'autocast_dtype', 'autocast', 'eval_mode',
            'num_threads', 'Trainable', 'Sampler', 'Evaluable', 'Previewable', 'merge_config', 'parse_value',
-           'load_json', 'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root', 'fixture_path']
+           'load_json', 'capture_config', 'Registry', 'preset_modules', 'import_presets', 'repo_root', 'fixture_path',
+           'save_results', 'load_results']
 
 # %% ../nbs/00_core.ipynb #8b5039e0
 def seed_everything(seed:int=0, # the seed for `random`, NumPy and torch
@@ -243,3 +244,32 @@ def fixture_path(name:str, # file name inside the fixtures folder
         print(f"fixture {name!r} not found in {where}: set GENBOOK_FIXTURES to a folder holding it; skipping")
         return None
     return d/name
+
+# %% ../nbs/00_core.ipynb #af923776
+def _results_dir(folder)->Path:
+    if folder is not None: return Path(folder)
+    root = repo_root()
+    if root is None: raise FileNotFoundError("save_results/load_results: not inside the genbook repository; pass folder=")
+    return root/"nbs"/"results"
+
+def save_results(name:str, # the study's name, e.g. the notebook's: "51_r2l_study"
+                 results, # JSON-serialisable measurements
+                 folder:str|Path|None=None, # default: the repository's nbs/results
+                 **settings, # how they were measured (steps, seeds, sizes...)
+                )->Path:
+    "Record a slow study's outcome in `<folder>/<name>.json` (written atomically) with today's date and its settings."
+    import datetime
+    if not name or "/" in name: raise ValueError(f"name must be a plain file name, got {name!r}")
+    d = _results_dir(folder); d.mkdir(parents=True, exist_ok=True)
+    rec = {"name": name, "date": datetime.date.today().isoformat(), "settings": settings, "results": results}
+    f, tmp = d/f"{name}.json", d/f".{name}.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n"); os.replace(tmp, f)
+    return f
+
+def load_results(name:str, # as given to `save_results`
+                 folder:str|Path|None=None, # default: the repository's nbs/results
+                )->dict:
+    "The record `save_results` wrote: `{'name', 'date', 'settings', 'results'}`; a clear error when the study was never run."
+    f = _results_dir(folder)/f"{name}.json"
+    if not f.is_file(): raise FileNotFoundError(f"no recorded results {f}: run the notebook's slow cells (python scripts/run_notebooks.py --flags slow ...)")
+    return load_json(f, "results")
