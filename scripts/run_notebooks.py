@@ -38,7 +38,7 @@ def _run(p, skip, force):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: every nbs/*.ipynb not starting with _)")
-    ap.add_argument("--flags", nargs="*", default=[], help="cell flags to run anyway (e.g. slow)")
+    ap.add_argument("--flags", action="append", default=[], help="a cell flag to run anyway (e.g. slow); repeat for several. One value each, so `--flags slow nbs/x.ipynb` runs only that notebook")
     ap.add_argument("--n-workers", type=int, default=1, help="notebooks run at once, each in its own process")
     a = ap.parse_args(argv)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become saved outputs (Agg would drop them)
