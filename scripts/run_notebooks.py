@@ -8,7 +8,7 @@ time each notebook took.
 
     python scripts/run_notebooks.py                      # every notebook in nbs/
     python scripts/run_notebooks.py nbs/02_nn.ipynb      # some of them
-    python scripts/run_notebooks.py --flags slow ...     # also run the `#| slow` cells
+    python scripts/run_notebooks.py --flags slow --cell-timeout 7200 nbs/51_r2l_study.ipynb   # with its `#| slow` cells
 """
 import argparse, json, os, subprocess, sys, time
 from functools import partial
@@ -28,9 +28,10 @@ def _strip_widgets(p):
     p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def _run(p, skip, force):
+def _run(p, skip, force, timeout=None):
     from nbdev.test import test_nb
-    ok, secs = test_nb(p, skip_flags=skip, force_flags=force, save=True)
+    kw = {} if timeout is None else {"cell_timeout": timeout}
+    ok, secs = test_nb(p, skip_flags=skip, force_flags=force, save=True, **kw)
     if ok: _strip_widgets(p)
     return ok, secs
 
@@ -39,6 +40,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: every nbs/*.ipynb not starting with _)")
     ap.add_argument("--flags", action="append", default=[], help="a cell flag to run anyway (e.g. slow); repeat for several. One value each, so `--flags slow nbs/x.ipynb` runs only that notebook")
+    ap.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: pyproject's cell_timeout; a full slow study needs more, e.g. 7200)")
     ap.add_argument("--n-workers", type=int, default=1, help="notebooks run at once, each in its own process")
     a = ap.parse_args(argv)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become saved outputs (Agg would drop them)
@@ -49,7 +51,7 @@ def main(argv=None):
     skip = [f for f in get_config().tst_flags.split() if f not in a.flags]
     failed, t0 = [], time.time()
     nbs = sorted(nbs, key=lambda p: p.name)
-    run = partial(_run, skip=skip, force=a.flags)
+    run = partial(_run, skip=skip, force=a.flags, timeout=a.cell_timeout)
     if a.n_workers > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(a.n_workers) as ex: results = list(ex.map(run, nbs))
