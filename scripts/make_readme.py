@@ -25,6 +25,8 @@ def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
     nb.cells = cells
     body, _ = MarkdownExporter(exclude_output=True).from_notebook_node(nb)
     body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
+    # links and images in the notebook are relative to nbs/; the README sits one level up
+    body = re.sub(r"(\]\()(?![a-z]+:|#|/)([^)\s]+\))", r"\1nbs/\2", body)
     return "<!-- generated from nbs/index.ipynb by scripts/make_readme.py: edit the notebook, not this file -->\n\n" + body
 
 
