@@ -517,7 +517,7 @@ MODELS.register("dart-text", DART, help="DART on digits-captions: caption bytes 
                 train=_DART_TRAIN, cond="joint", text_len=40, lm_weight=1.0, head="gauss", **_DART);
 
 # the paper's sizes on ImageNet 256 (SD-VAE latents 32x32x4, p2: 256 tokens per step, T = 16 steps: 4,096 tokens);
-# the spec gives layers and width; heads follow DiT's of the same width; training settings: see the markdown above
+# layers and width as a third-party reimplementation gives them; heads follow DiT's of the same width; training settings: see the markdown above
 _DART_PAPER = dict(lr=1e-4, min_lr=1e-4, batch_size=256, max_steps=400_000, warmup=0, weight_decay=0.0, betas=(0.9, 0.999), grad_clip=None, ema=0.9999)
 for _name, _w, _d, _h in (("dart-s", 384, 12, 6), ("dart-b", 768, 12, 12), ("dart-l", 1024, 24, 16), ("dart-xl", 1152, 28, 16)):
     MODELS.register(_name, DART, help=f"DART-{_name[5:].upper()} of the paper: 32x32x4 latents, p2, T=16 (4,096 tokens), width {_w}, {_d} layers, {_h} heads, 1000 classes (adaLN)",

@@ -4,7 +4,7 @@
     python scripts/bench.py                 # all benchmarks, ~1-2 minutes on 2 CPU cores
     python scripts/bench.py --json out.json # also write the numbers
 
-1. TarFlow sampling at flows.md's reference setting (32x32x3, patch 4, width 128, 4 blocks x 2 layers,
+1. TarFlow sampling at a CIFAR-like setting (32x32x3, patch 4, width 128, 4 blocks x 2 layers,
    batch 16): preallocated KV cache vs no cache vs a growing torch.cat cache (ml-tarflow's);
    guidance with both branches in one batched call vs two separate calls with torch.cat caches (the
    reference's approach).
