@@ -19,11 +19,11 @@ from Bio.Align import PairwiseAligner
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'Normalizer', 'edit_similarity', 'lcs_similarity', 'smith_waterman_dp', 'smith_waterman',
-           'sw_similarity', 'word_error_rate', 'TypeScore', 'quoted_text', 'Instruction', 'builtin_instructions_path',
-           'load_instructions', 'Extractor', 'load_image', 'CallableExtractor', 'TesseractMissing', 'otsu_threshold',
-           'tesseract_version', 'TesseractExtractor', 'mean_ci', 'match_images', 'evaluate', 'save_report',
-           'plot_report', 'main']
+__all__ = ['TESSERACT_PSM', 'IMAGE_EXTS', 'Normalizer', 'edit_similarity', 'lcs_similarity', 'smith_waterman_dp',
+           'smith_waterman', 'sw_similarity', 'word_error_rate', 'TypeScore', 'quoted_text', 'Instruction',
+           'builtin_instructions_path', 'load_instructions', 'Extractor', 'load_image', 'CallableExtractor',
+           'TesseractMissing', 'otsu_threshold', 'tesseract_version', 'TesseractExtractor', 'mean_ci', 'match_images',
+           'evaluate', 'save_report', 'plot_report', 'main']
 
 # %% ../../nbs/62_typescore.ipynb #28e438e4
 _TYPO = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u0060": "'",
@@ -237,6 +237,9 @@ class Extractor:
     "Image -> extracted text. Subclasses implement `extract(img: PIL.Image) -> str`."
     name = "extractor"
     def extract(self, img:Image.Image)->str: raise NotImplementedError
+    def settings(self)->dict:
+        "The options that decide what it reads (recorded in `evaluate`'s report); none for a plain callable."
+        return {}
     def __call__(self, img)->str:
         if isinstance(img, (str, Path)): img = load_image(img)
         if not isinstance(img, Image.Image): raise TypeError(f"{self.name}: expected a PIL image or a path, got {type(img).__name__}")
@@ -286,10 +289,14 @@ def tesseract_version(cmd:str|None=None)->str:
                                "tesseract-ocr (apt-get install -y tesseract-ocr) or pass cmd='/path/to/tesseract'") from None
     finally: pytesseract.pytesseract.tesseract_cmd = old
 
+# the default page segmentation modes: psm 6 (one block of text); adding 11 changed nothing when measured (notebook
+# 62, "Extractors"). The one source for `TesseractExtractor()` (and so `evaluate`) and for the command line's `--psm`.
+TESSERACT_PSM = (6,)
+
 class TesseractExtractor(Extractor):
     "OCR with tesseract: preprocessing variants x page-segmentation modes, best mean confidence wins."
     name = "tesseract"
-    def __init__(self, psm=(6,), # page segmentation modes tried (6 block, 7 line, 11 sparse, 3 auto)
+    def __init__(self, psm=TESSERACT_PSM, # page segmentation modes tried (6 block, 7 line, 11 sparse, 3 auto)
                  variants=("grey", "local"), # preprocessing variants tried: "grey", "binary" (global Otsu), "local" (background removed, then Otsu)
                  lang:str="eng", # tesseract language(s)
                  min_height:int=120, # smaller images are upscaled (bicubic) to at least this height
@@ -341,6 +348,9 @@ class TesseractExtractor(Extractor):
                 out.append((float(np.mean(confs)) if confs else 0.0, v, p, text))
         return sorted(out, key=lambda c: -c[0])
     def extract(self, img): return self.candidates(img)[0][3]
+    def settings(self)->dict:
+        return {"psm": list(self.psm), "variants": list(self.variants), "lang": self.lang, "min_height": self.min_height,
+                "denoise": self.denoise, "background": self.background, "tesseract": self.version}
 
 # %% ../../nbs/62_typescore.ipynb #82475925
 def mean_ci(x, # the values (one per instruction, or per image of one instruction)
@@ -424,7 +434,7 @@ def evaluate(images, # folder of images named <id>.png or <id>_<k>.png
     for r in instr:
         for g in ("category", "content", "length"):
             if r[g]: groups.setdefault(g, {}).setdefault(r[g], []).append(r)
-    return {"config": {"extractor": getattr(extractor, "name", "extractor"), "weights": scorer.weights,
+    return {"config": {"extractor": getattr(extractor, "name", "extractor"), "extractor_settings": extractor.settings(), "weights": scorer.weights,
                        "normalizer": asdict(scorer.normalizer) if is_dataclass(scorer.normalizer) else getattr(scorer.normalizer, "__name__", repr(scorer.normalizer)), "lcs_norm": scorer.lcs_norm, "sw_norm": scorer.sw_norm,
                        "sw_scores": list(scorer.sw_scores), "images": str(images), "n_boot": n_boot},
             "corpus": {**agg(instr), "n_items": len(items)},
@@ -470,7 +480,8 @@ def _parser():
     p.add_argument("--sw-norm", default="target", choices=["target", "max", "min"])
     p.add_argument("--case-sensitive", action="store_true"); p.add_argument("--strip-punctuation", action="store_true")
     p.add_argument("--strip-accents", action="store_true")
-    p.add_argument("--psm", type=int, nargs="+", default=[6, 11], help="tesseract page segmentation modes to try (default: 6 11)")
+    p.add_argument("--psm", type=int, nargs="+", default=list(TESSERACT_PSM),
+                   help=f"tesseract page segmentation modes to try (default: {' '.join(map(str, TESSERACT_PSM))}, as TesseractExtractor())")
     p.add_argument("--lang", default="eng"); p.add_argument("--tesseract-cmd", default=None)
     p.add_argument("--workers", type=int, default=1, help="images read concurrently")
     p.add_argument("--no-progress", action="store_true")

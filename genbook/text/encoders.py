@@ -76,7 +76,7 @@ def _check_texts(texts, who:str)->list:
 
 class CharTextEncoder(TextEncoder):
     "Trainable byte-level transformer encoder: `<bos>` + UTF-8 bytes, learned positions, bidirectional layers, final LayerNorm."
-    PAD, BOS, VOCAB = 256, 257, 258   # ids 0..255 are the bytes, then <pad> and <bos>: 258 ids
+    PAD = 256; BOS = PAD + 1; VOCAB = BOS + 1   # ids 0..255 are the 256 byte values, then <pad> = 256 and <bos> = 257: 258 ids
     trainable = True
     @capture_config
     def __init__(self, dim:int=128, # width of the encodings
@@ -279,7 +279,15 @@ def caption_attributes(levels_img:torch.Tensor, # (N, 1, H, W) or (N, H, W) inte
     return {"ink": ink.float(), "slant": slant.float(), "weight": _tertile(ink, groups), "lean": _tertile(slant, groups)}
 
 # %% ../../nbs/15b_text_encoders.ipynb #6406b56c
-def _a(word): return "an" if word[0] in "aeiou8" else "a"   # by first letter: "an eight", also "an one" (kept: starflow-text was trained on these captions)
+_A_BEFORE = re.compile(r"one\b|oneself|once|uni(?![mn])|use|usu|ute|uti|eu|ewe")   # vowel letters said with a consonant: "a one", "a unicorn"
+_AN_BEFORE = ("hour", "honest", "honor", "honour", "heir")                    # a silent h: "an hour"
+def _a(word:str)->str:
+    "The indefinite article before `word`, by its first sound: 'an eight', 'a one', 'a unicorn', 'an hour'."
+    w = word.lower()
+    if _A_BEFORE.match(w): return "a"   # "one" the word (not "onerous"); uni- (not the prefix un- of "an uninked")
+    if w.startswith(_AN_BEFORE): return "an"
+    if w[:1].isdigit(): return "an" if w[0] == "8" or w.split(" ")[0].rstrip(",.") in ("11", "18") else "a"   # eight(y), eleven, eighteen
+    return "an" if w[:1] in ("a", "e", "i", "o", "u") else "a"
 def _adj(adj): return f"{adj} " if adj else ""
 
 CAPTION_TEMPLATES = (
