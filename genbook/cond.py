@@ -12,7 +12,7 @@ import torch.nn as nn
 from fastcore.basics import patch
 from .core import capture_config
 from .latent import add_frozen
-from .text.encoders import build_text_encoder, LabelTextEncoder, pad_text, drop_text, DIGIT_WORDS
+from .text.encoders import build_text_encoder, LabelTextEncoder, pad_text, drop_text, DIGIT_WORDS, _a
 
 # %% auto #0
 __all__ = ['Prefix', 'Conditioner']
@@ -74,13 +74,13 @@ class Conditioner(nn.Module):
 @patch
 def label_captions(self:Conditioner, y, # labels (n,): a tensor or a list of ints; -1 = no label
                   )->list:
-    "Captions for integer labels: 'a seven'-style, from `label_names`; '' for -1."
+    "Captions for integer labels: 'a seven' / 'an eight'-style (the article of `digits-captions`), from `label_names`; '' for -1."
     t = y if torch.is_tensor(y) else torch.as_tensor(list(y), dtype=None if len(y) else torch.long)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool: raise TypeError(f"labels must be integers, got {t.dtype}")
     if t.ndim != 1: raise ValueError(f"labels must have shape (n,), got {tuple(t.shape)}")
     k = len(self.label_names)
     if ((t < -1) | (t >= k)).any(): raise ValueError(f"labels must be in [-1, {k}), -1 = no label; got {t[(t < -1) | (t >= k)][:5].tolist()}")
-    return [f"a {self.label_names[v]}" if v >= 0 else "" for v in t.tolist()]
+    return [f"{_a(self.label_names[v])} {self.label_names[v]}" if v >= 0 else "" for v in t.tolist()]
 
 # %% ../nbs/15c_cond.ipynb #50aa657f
 @patch
