@@ -350,16 +350,18 @@ def euler_step(self:NoiseSchedule, out:torch.Tensor, # network output at (x, t)
 # %% ../nbs/20_diffusion.ipynb #72181f4b
 def cfg(denoise_fn, # (x, t, cond) -> prediction
         guidance, # w: a float, or a tensor (B,) of per-sample scales; y = u + w (c - u)
-        uncond, # the null condition, broadcastable to cond's shape (e.g. -1 for labels, zeros for embeddings); cond must be a tensor
+        uncond, # the null condition: broadcastable to cond's shape when cond is a tensor (-1 for labels, zeros for embeddings); for a Prefix cond, the null Prefix of the same rows
        ):
     "A denoise_fn doing classifier-free guidance with one batched call of `denoise_fn` on [cond; uncond] rows."
     if uncond is None: raise ValueError("cfg needs uncond (the null condition) when guidance is given")
     def guided(x, t, cond):
         if cond is None: raise ValueError("guidance needs cond (got None)")
         if isinstance(guidance, (int, float)) and guidance == 1: return denoise_fn(x, t, cond)
-        u = torch.as_tensor(uncond, dtype=cond.dtype, device=cond.device).expand_as(cond)
         B = x.shape[0]
-        both = denoise_fn(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, u]))
+        if torch.is_tensor(cond): rows = torch.cat([cond, torch.as_tensor(uncond, dtype=cond.dtype, device=cond.device).expand_as(cond)])
+        elif hasattr(cond, "cat"): rows = cond.cat(uncond)   # e.g. a genbook.cond.Prefix of caption states and its null prefix
+        else: raise TypeError(f"guidance needs cond as a tensor or an object with .cat (a Prefix), got {type(cond).__name__}")
+        both = denoise_fn(torch.cat([x, x]), torch.cat([t, t]), rows)
         c, u = both[:B], both[B:]
         w = _bc(torch.as_tensor(guidance, dtype=torch.float64), c)
         return u + w * (c - u)

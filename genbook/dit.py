@@ -14,6 +14,7 @@ from .core import MODELS, capture_config, eval_mode
 from .data import iter_batches
 from .nn import TransformerLayer, TimestepEmbedding, LayerNorm32, modulate, check_cond, patchify, unpatchify
 from .diffusion import NoiseSchedule, diffusion_loss, sample as diffusion_sample, cfg
+from .cond import Conditioner, Prefix
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'sincos_2d', 'FinalLayer', 'DiT']
@@ -72,6 +73,8 @@ class DiT(nn.Module):
                  pos_embed:str="sincos", # "sincos" (fixed, DiT) or "learned"
                  sample_steps:int=50, # default sampling steps
                  sample_method:str|None=None, # default sampler (None: "ddim" for diffusion, "euler" for flow)
+                 text_encoder:str|None=None, # captions instead of labels: "char", "minilm" or a model folder (genbook.text.encoders); needs num_classes=0
+                 text_len:int=32, # caption tokens (the in-context prefix length)
                 ):
         super().__init__()
         if objective not in OBJECTIVES: raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -79,6 +82,7 @@ class DiT(nn.Module):
         if not 0 <= label_drop < 1: raise ValueError(f"label_drop must be in [0, 1), got {label_drop}")
         if pos_embed not in ("sincos", "learned"): raise ValueError(f"pos_embed must be 'sincos' or 'learned', got {pos_embed!r}")
         if objective == "diffusion" and prediction == "flow": raise ValueError("prediction='flow' is objective='flow'")
+        if text_encoder is not None and num_classes: raise ValueError(f"a DiT conditions on labels or on captions: text_encoder={text_encoder!r} needs num_classes=0, got {num_classes}")
         self.C, self.S, self.p, self.num_classes, self.label_drop = in_channels, img_size, patch_size, num_classes, label_drop
         self.objective, self.weighting, self.sample_steps = objective, weighting, sample_steps
         self.sched = NoiseSchedule("flow", "flow") if objective == "flow" else NoiseSchedule(schedule, prediction)
@@ -90,13 +94,22 @@ class DiT(nn.Module):
         else: self.register_buffer("pos", pe, persistent=False)
         self.t_embed = TimestepEmbedding(width)
         self.y_embed = nn.Embedding(num_classes + 1, width) if num_classes else None
+        self.cond = self.prefix_proj = None
+        if text_encoder is not None:   # caption states as in-context tokens (DiT's section 3.2 variant), the empty caption as the null condition
+            self.cond = Conditioner(0, text_encoder=text_encoder, dim=width, max_len=text_len, drop=label_drop)
+            self.prefix_proj = nn.Linear(self.cond.dim, width)
         self.layers = nn.ModuleList([TransformerLayer(width, head_dim, expansion, adaln=width) for _ in range(depth)])
         self.final = FinalLayer(width, D)
         self._init()
 
+    @property
+    def text(self)->bool:
+        "Whether the model is conditioned on captions."
+        return self.cond is not None
+
     def _init(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear): nn.init.xavier_uniform_(m.weight); nn.init.zeros_(m.bias)
+        for n, m in self.named_modules():
+            if isinstance(m, nn.Linear) and not n.startswith("cond."): nn.init.xavier_uniform_(m.weight); nn.init.zeros_(m.bias)
         for m in self.t_embed.mlp:
             if isinstance(m, nn.Linear): nn.init.normal_(m.weight, std=0.02)
         if self.y_embed is not None: nn.init.normal_(self.y_embed.weight, std=0.02)
@@ -108,8 +121,13 @@ class DiT(nn.Module):
 def condition(self:DiT, y, # labels (n,), -1 = no label; None = no label for all
               n:int, # number of samples
              ):
-    "Checked labels on the model's device (or None)."
+    "Checked labels on the model's device, or for a caption model the `Prefix` of captions `y` (with its null prefix); None stays None."
     if y is None: return None
+    if self.text:
+        if isinstance(y, Prefix):
+            if len(y) != n: raise ValueError(f"a prefix of {len(y)} rows for {n} samples")
+            return y
+        return self.cond(y, n)
     if not self.num_classes: raise ValueError("labels given to an unconditional DiT (num_classes=0)")
     y = torch.as_tensor(y, device=self.embed.weight.device)
     if y.shape != (n,): raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
@@ -120,7 +138,7 @@ def condition(self:DiT, y, # labels (n,), -1 = no label; None = no label for all
 @patch
 def forward(self:DiT, x:torch.Tensor, # noisy images (B, C, S, S)
             t, # times in [0, 1]: a float or a (B,) tensor
-            y=None, # labels (B,) in [-1, num_classes) or None
+            y=None, # labels (B,) in [-1, num_classes), captions (list of B str) or a Prefix for a caption model, or None
            )->torch.Tensor:
     "The prediction (B, C, S, S) in the schedule's parameterisation."
     if x.ndim != 4 or tuple(x.shape[1:]) != (self.C, self.S, self.S):
@@ -132,21 +150,33 @@ def forward(self:DiT, x:torch.Tensor, # noisy images (B, C, S, S)
     if t.shape != (B,): raise ValueError(f"t must be a float or a ({B},) tensor, got shape {tuple(t.shape)}")
     y = self.condition(y, B)
     c = self.t_embed(t)
+    h = self.embed(patchify(x, self.p)) + self.pos.to(x.dtype)
+    if self.text:   # in-context conditioning: caption tokens first, padded keys masked, dropped after the last layer
+        y = self.cond.null(B) if y is None else y
+        L = y.h.shape[1]
+        h = torch.cat([self.prefix_proj(y.h.to(h.dtype)), h], 1)
+        keys = torch.cat([y.mask, torch.ones(B, h.shape[1] - L, dtype=torch.bool, device=x.device)], 1)
+        for l in self.layers: h = l(h, mask=keys[:, None, None, :], c=c)
+        return unpatchify(self.final(h[:, L:], c), self.p, self.C, self.S)
     if self.y_embed is not None:
         yi = torch.full((B,), self.num_classes, device=x.device) if y is None else torch.where(y < 0, self.num_classes, y)
         c = c + self.y_embed(yi)
-    h = self.embed(patchify(x, self.p)) + self.pos.to(x.dtype)
     for l in self.layers: h = l(h, c=c)
     return unpatchify(self.final(h, c), self.p, self.C, self.S)
 
 # %% ../nbs/21_dit.ipynb #2e131368
 @patch
-def loss(self:DiT, batch:dict, # {"x": (B, C, S, S) in [-1, 1], "y": (B,) labels}
+def loss(self:DiT, batch:dict, # {"x": (B, C, S, S) in [-1, 1], "y": (B,) labels} or, for a caption model, "text": B captions
          generator:torch.Generator|None=None, # source of t, noise and label dropout (None: the global RNG)
         )->dict:
     "{'loss': mean weighted denoising MSE} with label dropout."
-    x, y = batch["x"], (batch.get("y") if self.num_classes else None)
-    y = self.condition(y, len(x))
+    x = batch["x"]
+    if self.text:   # caption dropout to '' (the null condition), then the prefix
+        y = self.cond.batch_condition(batch)
+        if y is not None and self.training: y = self.cond.drop(y, generator)
+        y = None if y is None else self.cond(y, len(x), null=False)
+        return {"loss": diffusion_loss(self, self.sched, x, y, weighting=self.weighting, generator=generator).mean()}
+    y = self.condition(batch.get("y") if self.num_classes else None, len(x))
     if y is not None and self.training and self.label_drop > 0:
         drop = torch.rand(y.shape, generator=generator, device=y.device) < self.label_drop
         y = torch.where(drop, torch.full_like(y, -1), y)
@@ -156,7 +186,7 @@ def loss(self:DiT, batch:dict, # {"x": (B, C, S, S) in [-1, 1], "y": (B,) labels
 @patch
 @torch.no_grad()
 def sample(self:DiT, n:int, # number of samples
-           y=None, # labels (n,) in [-1, num_classes), or None (no label)
+           y=None, # labels (n,) in [-1, num_classes), or n captions for a caption model; None: unconditional
            guidance:float|None=None, # CFG scale w (u + w (c - u)); None or 1: no guidance
            steps:int|None=None, # sampling steps (default: self.sample_steps)
            method:str|None=None, # 'ddim', 'ddpm', 'euler' or 'heun' (default: self.sample_method)
@@ -169,11 +199,12 @@ def sample(self:DiT, n:int, # number of samples
     if not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
     dev = self.embed.weight.device
     y = self.condition(y, n)
-    if guidance is not None and y is None: raise ValueError("guidance needs labels y (got None)")
+    if guidance is not None and y is None: raise ValueError(f"guidance needs {'captions' if self.text else 'labels'} y (got None)")
+    uncond = None if guidance is None else (y.null if self.text else -1)
     x = torch.randn((n, self.C, self.S, self.S), generator=generator, device=dev) * self.sched.alpha_sigma(1.0)[1].item()
     with eval_mode(self):
         x, info = diffusion_sample(self, self.sched, x, steps=steps or self.sample_steps, method=method or self.sample_method,
-                                   eta=eta, cond=y, guidance=guidance, uncond=-1 if guidance is not None else None,
+                                   eta=eta, cond=y, guidance=guidance, uncond=uncond,
                                    generator=generator, progress=progress)
     x = x.clamp(-1, 1)
     return (x, info) if return_info else x
@@ -191,7 +222,9 @@ def evaluate(self:DiT, data, # a dataset following genbook's batch protocol
     tot, n = 0.0, 0
     with eval_mode(self):
         for b in iter_batches(data, batch_size, gd, dev):
-            x, y = b["x"].float(), (self.condition(b.get("y"), len(b["x"])) if self.num_classes else None)
+            x = b["x"].float()
+            if self.text: y = self.cond(self.cond.batch_condition(b), len(x), null=False)
+            else: y = self.condition(b.get("y"), len(x)) if self.num_classes else None
             tot += diffusion_loss(self, self.sched, x, y, weighting=self.weighting, generator=g).sum().item(); n += len(x)
     return {"val_loss": tot / n}
 
