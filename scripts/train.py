@@ -369,6 +369,9 @@ def main(argv=None):
     if args.num_samples and isinstance(model, Sampler):
         nc = getattr(model, "num_classes", 0)
         y = torch.arange(nc).repeat_interleave(max(1, args.num_samples // nc))[: args.num_samples].to(tr.device) if nc else None
+        if y is None and test is not None and getattr(getattr(model, "cond", None), "text", False):   # a caption model: the test set's captions
+            tb = test.get_batch(torch.arange(min(args.num_samples, len(test))))
+            if tb.get("text"): y = list(tb["text"])
         n = len(y) if y is not None else args.num_samples
         with tr.gathered(), tr.ema_weights(): xs = model.sample(n, y, generator=torch.Generator(tr.device).manual_seed(args.seed))
         nrow = max(1, n // max(nc, 1)) if nc else None

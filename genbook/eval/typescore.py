@@ -19,11 +19,12 @@ from Bio.Align import PairwiseAligner
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TESSERACT_PSM', 'IMAGE_EXTS', 'Normalizer', 'edit_similarity', 'lcs_similarity', 'smith_waterman_dp',
-           'smith_waterman', 'sw_similarity', 'word_error_rate', 'TypeScore', 'quoted_text', 'Instruction',
-           'builtin_instructions_path', 'load_instructions', 'Extractor', 'load_image', 'CallableExtractor',
-           'TesseractMissing', 'otsu_threshold', 'tesseract_version', 'TesseractExtractor', 'mean_ci', 'match_images',
-           'evaluate', 'save_report', 'plot_report', 'main']
+__all__ = ['TESSERACT_PSM', 'RAPIDOCR_INSTALL', 'EXTRACTORS', 'IMAGE_EXTS', 'Normalizer', 'edit_similarity', 'lcs_similarity',
+           'smith_waterman_dp', 'smith_waterman', 'sw_similarity', 'word_error_rate', 'TypeScore', 'quoted_text',
+           'Instruction', 'builtin_instructions_path', 'load_instructions', 'Extractor', 'load_image',
+           'CallableExtractor', 'TesseractMissing', 'otsu_threshold', 'tesseract_version', 'TesseractExtractor',
+           'RapidOCRMissing', 'RapidOCRExtractor', 'EnsembleExtractor', 'pick_reading', 'build_extractor', 'mean_ci',
+           'match_images', 'evaluate', 'save_report', 'plot_report', 'main']
 
 # %% ../../nbs/62_typescore.ipynb #28e438e4
 _TYPO = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u0060": "'",
@@ -352,6 +353,87 @@ class TesseractExtractor(Extractor):
         return {"psm": list(self.psm), "variants": list(self.variants), "lang": self.lang, "min_height": self.min_height,
                 "denoise": self.denoise, "background": self.background, "tesseract": self.version}
 
+# %% ../../nbs/62_typescore.ipynb #e61584c1
+class RapidOCRMissing(RuntimeError): pass
+
+RAPIDOCR_INSTALL = "pip install --no-deps rapidocr-onnxruntime==1.4.4 && pip install onnxruntime pyclipper shapely (as genbook's README does)"
+
+def _tess_read(self:TesseractExtractor, img:Image.Image)->tuple:
+    "(text, confidence in [0, 1]): the best candidate and its mean word confidence / 100."
+    c = self.candidates(img)[0]
+    return c[3], c[0] / 100
+TesseractExtractor.read = _tess_read
+
+def _lines(boxes:list)->str:
+    "Detected (quad, text) boxes in reading order: lines by vertical overlap of the boxes, left to right within a line."
+    items = sorted(((min(p[1] for p in q), max(p[1] for p in q), min(p[0] for p in q), t) for q, t in boxes), key=lambda b: (b[0] + b[1]) / 2)
+    lines = []
+    for y0, y1, x, t in items:
+        if lines and (y0 + y1) / 2 < lines[-1]["y1"] and (y0 + y1) / 2 > lines[-1]["y0"]: lines[-1]["w"].append((x, t))
+        else: lines.append({"y0": y0, "y1": y1, "w": [(x, t)]})
+    return "\n".join(" ".join(t for _, t in sorted(l["w"])) for l in lines)
+
+class RapidOCRExtractor(Extractor):
+    "A learned reader: PP-OCRv4 text detection and recognition (RapidOCR on ONNX Runtime; the models ship inside the wheel, so it runs offline)."
+    name = "rapidocr"
+    def __init__(self, min_height:int=64, # smaller images are upscaled (bicubic) to at least this height
+                 threads:int=1, # ONNX Runtime threads per image
+                 detect:bool=True, # run the text detector (False: the whole image is one text line)
+                ):
+        try: from rapidocr_onnxruntime import RapidOCR
+        except ImportError: raise RapidOCRMissing(f"RapidOCRExtractor needs rapidocr-onnxruntime: {RAPIDOCR_INSTALL}") from None
+        if min_height < 1 or threads < 1: raise ValueError(f"min_height and threads must be >= 1, got {min_height}, {threads}")
+        import importlib.metadata as md
+        self.min_height, self.threads, self.detect, self.version = min_height, threads, detect, md.version("rapidocr-onnxruntime")
+        self.engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=threads)
+    def read(self, img:Image.Image)->tuple:
+        "(text, confidence in [0, 1]): the boxes in reading order and their recognition scores averaged by length (0 when nothing is found)."
+        g = img.convert("RGB")
+        if g.height < self.min_height:
+            s = self.min_height / g.height; g = g.resize((max(1, round(g.width * s)), self.min_height), Image.BICUBIC)
+        res, _ = self.engine(np.asarray(g), use_det=self.detect, use_cls=False)
+        if not res: return "", 0.0
+        if not self.detect: return res[0][0], float(res[0][1])
+        text = _lines([(q, t) for q, t, _ in res])
+        n = np.array([max(len(t), 1) for _, t, _ in res]); c = np.array([float(s) for _, _, s in res])
+        return text, float((n * c).sum() / n.sum())
+    def extract(self, img): return self.read(img)[0]
+    def settings(self)->dict: return {"min_height": self.min_height, "detect": self.detect, "rapidocr": self.version}
+
+class EnsembleExtractor(Extractor):
+    "Several readers, one reading: each reads the image with a confidence in [0, 1] and the most confident reading wins (ties: the earlier reader)."
+    name = "ensemble"
+    def __init__(self, *extractors):
+        if len(extractors) < 2: raise ValueError(f"an ensemble needs at least two extractors, got {len(extractors)}")
+        for e in extractors:
+            if not callable(getattr(e, "read", None)): raise TypeError(f"{getattr(e, 'name', type(e).__name__)} has no read(img) -> (text, confidence) method")
+        self.extractors = extractors
+    def read(self, img:Image.Image)->tuple:
+        return pick_reading([e.read(img) for e in self.extractors])
+    def extract(self, img): return self.read(img)[0]
+    def settings(self)->dict: return {"rule": "highest confidence", "members": {e.name: e.settings() for e in self.extractors}}
+
+def pick_reading(readings:list, # (text, confidence) of each reader, in priority order
+                )->tuple:
+    "The ensemble rule: the (text, confidence) with the highest confidence; an empty reading counts as confidence 0; ties go to the earlier reader."
+    if not readings: raise ValueError("pick_reading needs at least one reading")
+    best = readings[0] if readings[0][0].strip() else (readings[0][0], 0.0)
+    for t, c in readings[1:]:
+        if t.strip() and c > best[1]: best = (t, c)
+    return best
+
+EXTRACTORS = ("tesseract", "rapidocr", "ensemble")
+
+def build_extractor(name:str="tesseract", # one of EXTRACTORS
+                    **kw, # options of TesseractExtractor (for "tesseract" and the ensemble's tesseract)
+                   )->Extractor:
+    "An extractor by name: 'tesseract', 'rapidocr' or 'ensemble' (tesseract and RapidOCR, the more confident reading)."
+    if name not in EXTRACTORS: raise ValueError(f"extractor must be one of {EXTRACTORS}, got {name!r}")
+    if name == "tesseract": return TesseractExtractor(**kw)
+    if name == "rapidocr": return RapidOCRExtractor()
+    return EnsembleExtractor(TesseractExtractor(**kw), RapidOCRExtractor())
+
+
 # %% ../../nbs/62_typescore.ipynb #82475925
 def mean_ci(x, # the values (one per instruction, or per image of one instruction)
             level:float=0.95, # confidence level
@@ -482,6 +564,7 @@ def _parser():
     p.add_argument("--strip-accents", action="store_true")
     p.add_argument("--psm", type=int, nargs="+", default=list(TESSERACT_PSM),
                    help=f"tesseract page segmentation modes to try (default: {' '.join(map(str, TESSERACT_PSM))}, as TesseractExtractor())")
+    p.add_argument("--extractor", default="tesseract", choices=list(EXTRACTORS), help="who reads the images: tesseract, rapidocr (PP-OCRv4), or the ensemble of both (the more confident reading)")
     p.add_argument("--lang", default="eng"); p.add_argument("--tesseract-cmd", default=None)
     p.add_argument("--workers", type=int, default=1, help="images read concurrently")
     p.add_argument("--no-progress", action="store_true")
@@ -494,9 +577,9 @@ def main(argv=None)->int:
         scorer = TypeScore(dict(zip(("edit", "sw", "lcs"), a.weights)),
                            Normalizer(case=not a.case_sensitive, punctuation=a.strip_punctuation, accents=a.strip_accents),
                            a.lcs_norm, a.sw_norm)
-        ext = TesseractExtractor(psm=a.psm, lang=a.lang, cmd=a.tesseract_cmd)
+        ext = build_extractor(a.extractor, **({} if a.extractor == "rapidocr" else dict(psm=a.psm, lang=a.lang, cmd=a.tesseract_cmd)))
         r = evaluate(a.images, a.instructions, ext, scorer, progress=not a.no_progress, workers=a.workers)
-    except (FileNotFoundError, ValueError, TesseractMissing) as e:
+    except (FileNotFoundError, ValueError, TesseractMissing, RapidOCRMissing) as e:
         print(f"error: {e}", file=sys.stderr); return 2
     out = Path(a.out) if a.out else Path(a.images) / "typescore.json"
     save_report(r, out); plot_report(r, out.with_suffix(".png"))
