@@ -44,6 +44,9 @@ CASES = {
     "zero1tog-image": ("splat-attributes", ZDATA, ZSMALL, (Trainable, Evaluable, Previewable)),
     "dsplats": ("multiview", dict(n_objects=4, views=3, size=16), dict(img_size=16, views=2, width=8, temb=16, attn_head_dim=16, sample_steps=2), (Trainable, Evaluable, Previewable)),
     "dsplats-images": ("multiview", dict(n_objects=4, views=3, size=16), dict(img_size=16, views=2, width=8, temb=16, attn_head_dim=16, sample_steps=2, fit_steps=2), (Trainable, Evaluable, Previewable)),
+    "dit-signs": ("signs", dict(n=8, cache=False), dict(width=32, depth=1, text_len=16), IMG),
+    "dart-signs": ("signs", dict(n=8, cache=False), dict(width=32, depth=1, T=2, text_len=16), IMG),
+    "starflow-signs": ("signs", dict(n=8, cache=False), dict(width=32, layers=[1, 1], text_max_len=16), IMG),
     "vid2sim-prior": ("sim-clips", dict(n_clips=4, steps=4, progress=False), dict(frames=5, width=48, depth=1, head_dim=24), (Trainable, Evaluable)),
 }
 SKIP = {"starflow-3b-t2i-256": "it trains on precomputed T5-XL caption states (batch key text_states), which no dataset preset provides; its function is checked by load_ml_starflow parity and a small prefix_dim model in nb 16, its size in test_full_scale"}  # preset -> reason
