@@ -16,6 +16,7 @@ from ..core import DATA, MODELS
 from ..data import QuantizedImages
 from .typegen import font_path
 from .typescore import TypeScore, TesseractExtractor, mean_ci
+from ..viz import image_grid
 from scipy import stats
 
 # %% auto #0
@@ -168,8 +169,7 @@ def to_pil(x:torch.Tensor, # (C, H, W) image in [-1, 1] (C = 1 or 3)
     "An 8-bit RGB PIL image of a model sample."
     if x.ndim != 3 or x.shape[0] not in (1, 3): raise ValueError(f"x must be (C, H, W) with C = 1 or 3, got {tuple(x.shape)}")
     if not torch.isfinite(x).all(): raise ValueError("x has non-finite values")
-    a = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
-    return Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).convert("RGB")
+    return Image.fromarray(image_grid(x[None], nrow=1, pad=0))   # genbook.viz's [-1, 1] -> uint8 RGB
 
 def read_images(xs:torch.Tensor, # (N, C, H, W) images in [-1, 1]
                 extractor=None, # a genbook.eval.typescore Extractor (default: `sign_reader()`)
