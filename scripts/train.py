@@ -10,8 +10,9 @@ Writes metrics.jsonl, tensorboard/ (the same records as TensorBoard events), che
 and config.json (the fully resolved configuration; --config config.json repeats the run) into --out
 (default runs/<model>) and prints the test metrics. The same file runs unchanged under python, torchrun and deepspeed.
 
-A folder that already holds a run is never written into by accident: --resume continues it (the
-schedule flags --lr/--warmup/--max-steps must then match the checkpoint's, or be left out), --overwrite
+A folder that already holds a run is never written into by accident: --resume continues it (with the
+run's own config.json for every flag not given on the command line, so `--resume runs/X` alone continues
+run X as it started; the schedule flags --lr/--warmup/--max-steps must match the checkpoint's), --overwrite
 replaces it. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits 130 / 143;
 --max-skipped consecutive skipped (non-finite) steps stop a diverged run with exit 1.
 """
@@ -58,7 +59,7 @@ def get_parser():
     p.add_argument("--out", help="run folder (default runs/<model>; with --resume, the resumed run's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out: deletes its metrics.jsonl, checkpoints/, samples.png, result.json, tensorboard/ and config.json (other files stay)")
     p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step (>= 1); the schedule still ends at --max-steps")
-    p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint)")
+    p.add_argument("--resume", help="checkpoint folder, or run folder (its latest checkpoint); flags not given come from the run's config.json")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config", help="DeepSpeed JSON (configs/ds_zero{0,1,2,3}.json)")
     p.add_argument("--max-skipped", type=int, default=50, help="stop with an error after this many consecutive skipped (non-finite) steps (0: never)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric records")
@@ -137,6 +138,14 @@ def apply_config(p, argv, path):
         if a.choices is not None and v is not None and v not in a.choices: raise ValueError(f"--config {path}: {k} = {v!r}: expected one of {list(a.choices)}")
     p.set_defaults(**d)
     return p.parse_args(argv), tables["model_args"], tables["data_args"]
+
+
+def resumed_config(resume):
+    "The config.json of the run that --resume points into (its folder, its checkpoints/ folder or one checkpoint), or None."
+    p = Path(resume)
+    for d in (p, p.parent, p.parent.parent):
+        if (d / "checkpoints").is_dir() and (d / "config.json").is_file(): return d / "config.json"
+    return None
 
 
 def write_config(out, args, cfg, model_args, data_args, model, tr):
@@ -305,7 +314,11 @@ def main(argv=None):
     p = get_parser()
     args = p.parse_args(argv)
     file_model_args, file_data_args = {}, {}
-    if args.config: args, file_model_args, file_data_args = apply_config(p, argv, args.config)
+    cfg_file = args.config or (resumed_config(args.resume) if args.resume else None)
+    if cfg_file:
+        if not args.config and int(os.environ.get("RANK", 0)) == 0:
+            print(f"train.py: --resume {args.resume}: flags not given on the command line are taken from {cfg_file}")
+        args, file_model_args, file_data_args = apply_config(p, argv, cfg_file)
     check_args(p, args)
     import torch
     from genbook.core import MODELS, DATA, import_presets, seed_everything, Sampler, Evaluable, Previewable

@@ -78,8 +78,8 @@ def test_resume_with_ema_reproduces_uninterrupted_run(tmp_path):
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     ok(run(["--max-steps", "2", "--out", tmp_path / "a", "--num-samples", "0"] + SMALL))
-    # a different model config
-    r = run(["--max-steps", "2", "--resume", tmp_path / "a", "--out", tmp_path / "b", "--num-samples", "0", "--no-progress"])
+    # a different model config (the command line wins over the run's config.json)
+    r = run(["--max-steps", "2", "--resume", tmp_path / "a", "--out", tmp_path / "b", "--num-samples", "0", "--no-progress", "--model-arg", "width=128"])
     assert r.returncode != 0 and "another model config" in r.stderr and "Traceback" not in r.stderr, r.stderr
     # corrupt weights
     (tmp_path / "a/checkpoints/step_0000002/model.safetensors").write_bytes(b"garbage" * 10)
@@ -134,6 +134,19 @@ def test_out_holding_a_run_is_refused(tmp_path):
     one_line(run(args + ["--resume", a, "--out", b]), f"--out {b} already holds another run than --resume {a}")
     assert (b / "metrics.jsonl").read_text() == '{"step": 1, "loss": 1.0}\n'
     one_line(run(args + ["--resume", a, "--out", a, "--overwrite"]), "--overwrite would delete the checkpoint that --resume")
+
+
+def test_bare_resume_continues_the_runs_own_preset(tmp_path):
+    "--resume alone takes model, data and flags from the run's config.json (it used to build the default TarFlow and stop with a mismatch)."
+    ok(run(["--model", "dit-digits", "--model-arg", "width=32", "--model-arg", "depth=1", "--max-steps", "4", "--until", "2", "--log-every", "1",
+            "--num-samples", "0", "--no-progress", "--out", tmp_path]))
+    r = ok(run(["--resume", tmp_path]))
+    assert f"flags not given on the command line are taken from {tmp_path / 'config.json'}" in r.stdout, r.stdout
+    recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in recs] == [1, 2, 3, 4] and (tmp_path / "checkpoints/latest").read_text() == "step_0000004"
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == "dit-digits"
+    # a preset named on the command line still wins, and the checkpoint check refuses it
+    one_line(run(["--resume", tmp_path, "--model", "dart-digits"]), "holds a DiT, not a DART")
 
 
 def test_resume_refuses_a_changed_schedule(tmp_path):
