@@ -345,11 +345,16 @@ def pretrained_digits_vae(steps:int=1000, # training steps of the vae-digits pre
                           seed:int=0, # model init, data order and noise
                           cache:bool=True, # load from / save to cache_dir()/"latent"
                           latent_noise:float=0.0, # decoder trained on noisy latents (scaled units)
+                          shipped:bool=True, # use the package's trained file (genbook/weights/vae-digits.safetensors) when it was made with these settings
                          )->ConvVAE:
-    "The vae-digits preset trained on digits('train') with its scaling fitted, frozen (cached on disk). The caller's RNG and thread count are left as they were."
+    "The vae-digits preset trained on digits('train') with its scaling fitted, frozen (shipped in the package, else cached on disk). The caller's RNG and thread count are left as they were."
     from genbook.data import digits
     from genbook.splats.data import cache_dir
-    from genbook.train import Trainer
+    from genbook.train import Trainer, shipped_weights
+    f = shipped_weights().get("vae-digits") if shipped else None
+    if f is not None:
+        m = weights_metadata(f)
+        if (m.get("steps"), m.get("seed"), (m.get("config") or {}).get("latent_noise")) == (steps, seed, latent_noise): return load_autoencoder(f)
     folder = cache_dir()/"latent"/f"vae-digits-v1-s{steps}-seed{seed}-n{latent_noise}"
     with _own_rng():
         if cache and (folder/WEIGHTS_NAME).is_file(): return load_autoencoder(folder)

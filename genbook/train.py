@@ -23,7 +23,8 @@ __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'Che
            'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'read_meta',
            'check_checkpoint', 'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback',
            'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'TensorBoardLogger', 'build_ds_config',
-           'zero_memory_estimate', 'TrainingDiverged', 'TrainingInterrupted', 'Trainer']
+           'zero_memory_estimate', 'TrainingDiverged', 'TrainingInterrupted', 'Trainer', 'load_run', 'weights_dir',
+           'shipped_weights', 'ship_run', 'pretrained']
 
 # %% ../nbs/03_train.ipynb #12a548d6
 def warmup_cosine(step:int, # optimizer steps taken so far
@@ -172,6 +173,7 @@ def model_config(model:nn.Module)->dict:
 def save_weights(model:nn.Module, # the module whose state dict is written
                  path:str|Path, # the .safetensors file
                  metadata:dict|None=None, # extra JSON-ready values stored in the header (e.g. {"step": 100})
+                 params_dtype:torch.dtype|None=None, # store the floating parameters in this dtype (e.g. fp16); buffers keep theirs
                 )->Path:
     "Write `model`'s state dict to safetensors (tied tensors once), with `model.config` and `metadata` as JSON in the header."
     sd = {k: v.detach() for k, v in model.state_dict().items()}
@@ -179,6 +181,9 @@ def save_weights(model:nn.Module, # the module whose state dict is written
     if model_config(model): meta["config"] = json.dumps(model_config(model), default=str)
     meta.update({str(k): json.dumps(v, default=str) for k, v in (metadata or {}).items()})
     own = lambda v: v.contiguous() if v.untyped_storage().nbytes() == v.numel() * v.element_size() else v.clone()  # a view of a bigger buffer: copy
+    if params_dtype is not None:
+        pn = {n for n, p in model.named_parameters(remove_duplicate=False) if p.is_floating_point()}
+        sd = {k: v.to(params_dtype) if k in pn else v for k, v in sd.items()}
     save_file({k: own(v) for k, v in sd.items() if k not in meta}, str(path), metadata=meta)
     return Path(path)
 
@@ -766,3 +771,97 @@ class Trainer:
 
 _null = contextlib.nullcontext
 
+
+# %% ../nbs/03_train.ipynb #5f752001
+def _preset_model(preset:str, meta:dict, where)->nn.Module:
+    "Build `preset` from the config a checkpoint or weights file recorded, checking the class it holds."
+    from genbook.core import MODELS, import_presets
+    import_presets()
+    if preset not in MODELS.names(): raise ValueError(f"unknown model preset {preset!r} for {where} (pass preset=)")
+    try: model = MODELS.get(preset)[0](**(meta.get("config") or {}))
+    except TypeError as e: raise CheckpointError(f"{where} holds a {meta.get('model')} whose config does not fit preset {preset!r}: {e}") from None
+    if meta.get("model") and type(model).__name__ != meta["model"]:
+        raise CheckpointError(f"{where} holds a {meta['model']}, but preset {preset!r} builds a {type(model).__name__}")
+    return model
+
+def load_run(folder:str|Path, # a run folder of scripts/train.py (runs/<preset>), its checkpoints/ folder, or one checkpoint
+             preset:str|None=None, # the model preset (default: the run folder's name)
+             ema:bool=True, # use the EMA weights when the run kept them
+            ):
+    "The trained model of a run (weights or EMA weights), in eval mode."
+    ck = find_checkpoint(folder)
+    meta = read_meta(ck)
+    if preset is None: preset = (ck.parent.parent if ck.parent.name == "checkpoints" else Path(folder)).name
+    model = _preset_model(preset, meta, ck)
+    load_weights(model, ck / "model.safetensors")
+    if ema and (ck / "ema.safetensors").is_file():
+        e = EMA(model, 0.5)
+        e.load(ck / "ema.safetensors")
+        with torch.no_grad():
+            for n, p in e.params.items(): p.copy_(e.shadow[n])
+    return model.eval()
+
+# %% ../nbs/03_train.ipynb #72a762c4
+def weights_dir()->Path:
+    "The package folder of shipped trained weights (`genbook/weights`)."
+    import importlib.resources
+    return Path(str(importlib.resources.files("genbook"))) / "weights"
+
+def shipped_weights()->dict:
+    "{preset: file} of the trained weights shipped in the package."
+    d = weights_dir()
+    return {p.stem: p for p in sorted(d.glob("*.safetensors"))} if d.is_dir() else {}
+
+def _metrics(model, data, seed:int)->dict:
+    torch.manual_seed(seed)
+    with torch.no_grad(): return {k: float(v) for k, v in model.evaluate(data).items()}
+
+def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint folder)
+             out:str|Path, # the .safetensors file to write
+             preset:str|None=None, # the model preset (default: the run folder's name)
+             eval_data=None, # held-out data for `model.evaluate`: decides fp16 vs fp32 and is recorded
+             dtype:torch.dtype=torch.float16, # storage dtype of the floating parameters (buffers keep theirs)
+             tol:float=1e-3, # largest relative change of any evaluation metric that `dtype` may cause
+             seed:int=0, # RNG seed of both evaluations (stochastic metrics see the same noise)
+            )->dict:
+    "Write a run's trained model (EMA weights where kept) as one file for the package; returns the metadata written."
+    ck = find_checkpoint(run)
+    if preset is None: preset = (ck.parent.parent if ck.parent.name == "checkpoints" else Path(run)).name
+    model = load_run(run, preset)
+    meta = {"preset": preset, "model": type(model).__name__, "step": read_meta(ck)["step"], "source": f"scripts/train.py --model {preset}"}
+    cfg = Path(run) / "config.json"
+    if cfg.is_file(): meta["train"] = {k: v for k, v in json.loads(cfg.read_text()).items() if not k.startswith("_")}
+    names = {n for n, p in model.named_parameters() if p.is_floating_point()}
+    full = {n: p.detach().clone() for n, p in model.named_parameters() if n in names}
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in names: p.copy_(p.to(dtype))                               # what loading the stored file gives
+    if eval_data is not None:
+        rounded = _metrics(model, eval_data, seed)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in names: p.copy_(full[n])
+        exact = _metrics(model, eval_data, seed)
+        worst = max((abs(rounded[k] - v) / max(abs(v), 1e-12) for k, v in exact.items()), default=0.0)
+        if worst > tol: dtype = torch.float32                                  # the rounding would change a reported number
+        meta.update(eval_fp32=exact, eval_rounded=rounded, eval_change=worst)
+    else:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in names: p.copy_(full[n])
+    meta["dtype"] = str(dtype).replace("torch.", "")
+    save_weights(model, out, metadata=meta, params_dtype=dtype)
+    return meta
+
+def pretrained(preset:str, # a model preset with shipped weights (`shipped_weights()`)
+               path:str|Path|None=None, # another file written by `ship_run` (default: the shipped one)
+              )->nn.Module:
+    "The preset with its shipped trained weights (stored fp16 or fp32, loaded into fp32), in eval mode."
+    f = Path(path) if path is not None else shipped_weights().get(preset)
+    if f is None:
+        raise FileNotFoundError(f"no shipped weights for preset {preset!r} (shipped: {', '.join(shipped_weights()) or 'none'}); "
+                                f"train it with scripts/train.py --model {preset} and load the run with load_run, or run scripts/ship_weights.py")
+    if not f.is_file(): raise CheckpointError(f"weights file not found: {f}")
+    meta = weights_metadata(f)
+    if meta.get("preset") != preset: raise CheckpointError(f"{f} holds weights of preset {meta.get('preset')!r}, not {preset!r}")
+    return load_weights(_preset_model(preset, meta, f), f).eval()

@@ -8,8 +8,8 @@
    batch 16): preallocated KV cache vs no cache vs a growing torch.cat cache (ml-tarflow's);
    guidance with both branches in one batched call vs two separate calls with torch.cat caches (the
    reference's approach).
-2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else a small
-   model trained here for a few hundred steps): wall time and number of sequential model calls.
+2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else the shipped
+   weights, else a small model trained here for a few hundred steps): wall time and number of sequential model calls.
 3. One training step of the tarflow-digits preset (global batch 128).
 4. TypeScore: time per scored (target, extraction) pair over the built-in instructions with 10% typos,
    Biopython's Smith-Waterman vs genbook's pure-Python reference DP, and tesseract seconds per image.
@@ -111,6 +111,9 @@ def digits_model(steps, use_trained=True):
         from genbook.train import find_checkpoint, load_weights
         load_weights(m, find_checkpoint(ck) / "model.safetensors")
         return m, f"tarflow-digits from {ck.relative_to(ROOT)}"
+    from genbook.train import shipped_weights, pretrained
+    if use_trained and "tarflow-digits" in shipped_weights():
+        return pretrained("tarflow-digits"), "tarflow-digits, the trained weights shipped in genbook/weights"
     from genbook.data import digits
     from genbook.train import Trainer
     torch.manual_seed(0)

@@ -10,36 +10,11 @@ import json, time
 from pathlib import Path
 import torch
 from ..core import MODELS, import_presets, eval_mode
-from ..train import find_checkpoint, load_weights, EMA, CheckpointError
+from ..train import find_checkpoint, load_weights, EMA, CheckpointError, load_run   # load_run: notebook 03
 from .fid import evaluate_generator
 
 # %% auto #0
-__all__ = ['load_run', 'make_sampler', 'model_calls', 'time_train_step', 'time_per_sample', 'compare', 'format_row']
-
-# %% ../../nbs/65_compare.ipynb #6e68f673
-def load_run(folder:str|Path, # a run folder of scripts/train.py (runs/<preset>), its checkpoints/ folder, or one checkpoint
-             preset:str|None=None, # the model preset (default: the run folder's name)
-             ema:bool=True, # use the EMA weights when the run kept them
-            ):
-    "The trained model of a run (weights or EMA weights), in eval mode."
-    ck = find_checkpoint(folder)
-    meta = json.loads((ck / "meta.json").read_text())
-    import_presets()
-    if preset is None:
-        run = Path(folder)
-        preset = (ck.parent.parent if ck.parent.name == "checkpoints" else run).name
-    if preset not in MODELS.names(): raise ValueError(f"unknown model preset {preset!r} for {folder} (pass preset=)")
-    try: model = MODELS.get(preset)[0](**meta.get("config", {}))
-    except TypeError as e: raise CheckpointError(f"{ck} holds a {meta['model']} whose config does not fit preset {preset!r}: {e}") from None
-    if type(model).__name__ != meta["model"]:
-        raise CheckpointError(f"{ck} holds a {meta['model']}, but preset {preset!r} builds a {type(model).__name__}")
-    load_weights(model, ck / "model.safetensors")
-    if ema and (ck / "ema.safetensors").is_file():
-        e = EMA(model, 0.5)
-        e.load(ck / "ema.safetensors")
-        with torch.no_grad():
-            for n, p in e.params.items(): p.copy_(e.shadow[n])
-    return model.eval()
+__all__ = ['make_sampler', 'model_calls', 'time_train_step', 'time_per_sample', 'compare', 'format_row']
 
 # %% ../../nbs/65_compare.ipynb #167cd384
 def _kind(model)->str:

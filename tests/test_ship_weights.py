@@ -1,0 +1,55 @@
+"""The trained weights shipped in the package (genbook/weights) and scripts/ship_weights.py, which writes them."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from ship_weights import SHIPPED  # noqa: E402
+
+
+FITTED = {"scaling_factor", "shift_factor"}   # set by fitting after training (the VAE's latent scaling), not preset settings
+
+
+def norm(v): return json.loads(json.dumps(v, default=str))   # tuples -> lists, as the file's JSON header holds them
+
+
+def test_every_listed_preset_ships_and_matches_the_preset_today():
+    "A preset whose defaults changed after its weights were shipped fails here (the notebooks would show another model)."
+    import torch
+    from genbook.core import MODELS, import_presets
+    from genbook.train import shipped_weights, weights_metadata, pretrained
+    import_presets()
+    shipped = shipped_weights()
+    assert set(shipped) == {n for n, _ in SHIPPED} | {"vae-digits"}, sorted(shipped)
+    for name, f in shipped.items():
+        meta = weights_metadata(f)
+        assert meta["preset"] == name and meta["dtype"] in ("float16", "float32"), (name, meta.get("dtype"))
+        defaults, have = MODELS.config(name), meta["config"]
+        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if k in have and have[k] != norm(v) and k not in FITTED}
+        assert not stale, f"{name}: shipped with {stale} (file, preset now); rerun scripts/ship_weights.py --presets {name}"
+        m = pretrained(name)
+        assert not m.training and all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in m.parameters())
+        if name != "vae-digits":
+            assert meta["step"] == MODELS.train_defaults(name)["max_steps"]          # trained at the preset's defaults
+            assert meta["eval_change"] <= 1e-3 or meta["dtype"] == "float32"          # fp16 only where it changes no number
+
+
+def test_ship_weights_script_writes_a_loadable_file(tmp_path):
+    "A tiny run shipped by the script (no training): fp16, the run's step, and `pretrained` reads it; a preset it does not ship is refused."
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    py = [sys.executable]
+    r = subprocess.run(py + [str(ROOT / "scripts" / "train.py"), "--model", "dit-digits", "--model-arg", "width=32", "--model-arg", "depth=1",
+                             "--max-steps", "2", "--num-samples", "0", "--no-progress", "--out", str(tmp_path / "runs" / "dit-digits")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(py + [str(ROOT / "scripts" / "ship_weights.py"), "--skip-train", "--no-vae", "--presets", "dit-digits",
+                             "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "w")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "dit-digits: step 2, float16" in r.stdout, r.stdout
+    from genbook.train import pretrained, weights_metadata
+    m = pretrained("dit-digits", path=tmp_path / "w" / "dit-digits.safetensors")
+    assert m.config["width"] == 32 and weights_metadata(tmp_path / "w" / "dit-digits.safetensors")["step"] == 2
+    r = subprocess.run(py + [str(ROOT / "scripts" / "ship_weights.py"), "--skip-train", "--presets", "gpt"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "--presets: not shipped: gpt" in r.stderr, r.stderr
