@@ -173,10 +173,14 @@ def to_pil(x:torch.Tensor, # (C, H, W) image in [-1, 1] (C = 1 or 3)
 
 def read_images(xs:torch.Tensor, # (N, C, H, W) images in [-1, 1]
                 extractor=None, # a genbook.eval.typescore Extractor (default: `sign_reader()`)
+                workers:int=2, # images read concurrently (threads: tesseract runs as a subprocess, onnxruntime releases the GIL)
                )->list:
-    "The text the extractor reads in each image."
+    "The text the extractor reads in each image, in order."
+    from concurrent.futures import ThreadPoolExecutor
     ex = extractor or sign_reader()
-    return [ex(to_pil(x)) for x in xs]
+    ims = [to_pil(x) for x in xs]                       # bad images fail here, before any reading
+    if workers <= 1: return [ex(im) for im in ims]
+    with ThreadPoolExecutor(workers) as pool: return list(pool.map(ex, ims))
 
 def cer(target:str, extracted:str)->float:
     "Character error rate: Levenshtein distance over the target's length (can exceed 1)."
