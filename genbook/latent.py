@@ -454,7 +454,7 @@ class LatentSpace(nn.Module):
 def load(self:LatentSpace, autoencoder:Autoencoder|None=None, # use this one instead of building/loading `source`
          device=None, # where to put it (default: the device and dtype of the placeholder, if any; else as loaded)
         )->LatentSpace:
-    "The expensive step: build or load the pretrained autoencoder of `source` (the cached digits VAE, or a folder); returns self."
+    "The expensive step: build or load the pretrained autoencoder of `source` (the shipped digits VAE, or a folder); returns self."
     if not self.latent: return self
     if autoencoder is None:
         if self.source is None: return self

@@ -829,9 +829,12 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
     if preset is None: preset = (ck.parent.parent if ck.parent.name == "checkpoints" else Path(run)).name
     model = load_run(run, preset)
     meta = {"preset": preset, "model": type(model).__name__, "step": read_meta(ck)["step"], "source": f"scripts/train.py --model {preset}"}
-    cfg = Path(run) / "config.json"
-    if cfg.is_file(): meta["train"] = {k: v for k, v in json.loads(cfg.read_text()).items() if not k.startswith("_")}
-    names = {n for n, p in model.named_parameters() if p.is_floating_point()}
+    root = ck.parent.parent if ck.parent.name == "checkpoints" else Path(run)
+    if (root / "config.json").is_file():
+        meta["train"] = {k: v for k, v in json.loads((root / "config.json").read_text()).items() if not k.startswith("_")}
+        meta["source"] += "".join(f" --model-arg {k}={v}" for k, v in (meta["train"].get("model_args") or {}).items())
+    stored = set(model.state_dict())                                            # frozen parts (a latent model's VAE) are not stored
+    names = {n for n, p in model.named_parameters() if p.is_floating_point() and n in stored}
     full = {n: p.detach().clone() for n, p in model.named_parameters() if n in names}
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -843,7 +846,8 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
                 if n in names: p.copy_(full[n])
         exact = _metrics(model, eval_data, seed)
         worst = max((abs(rounded[k] - v) / max(abs(v), 1e-12) for k, v in exact.items()), default=0.0)
-        if worst > tol: dtype = torch.float32                                  # the rounding would change a reported number
+        if any(not math.isfinite(v) for v in [*exact.values(), *rounded.values()]): worst = float("inf")   # NaN compares False: count it as a change
+        if not worst <= tol: dtype = torch.float32                             # the rounding would change a reported number
         meta.update(eval_fp32=exact, eval_rounded=rounded, eval_change=worst)
     else:
         with torch.no_grad():

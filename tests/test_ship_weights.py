@@ -26,12 +26,16 @@ def test_every_listed_preset_ships_and_matches_the_preset_today():
         meta = weights_metadata(f)
         assert meta["preset"] == name and meta["dtype"] in ("float16", "float32"), (name, meta.get("dtype"))
         defaults, have = MODELS.config(name), meta["config"]
-        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if k in have and have[k] != norm(v) and k not in FITTED}
+        assert set(defaults) - FITTED <= set(have), f"{name}: the file's config lacks {sorted(set(defaults) - FITTED - set(have))}"
+        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED}
         assert not stale, f"{name}: shipped with {stale} (file, preset now); rerun scripts/ship_weights.py --presets {name}"
         m = pretrained(name)
         assert not m.training and all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in m.parameters())
         if name != "vae-digits":
-            assert meta["step"] == MODELS.train_defaults(name)["max_steps"]          # trained at the preset's defaults
+            td, tr = MODELS.train_defaults(name), meta["train"]                     # trained at the preset's defaults
+            assert meta["step"] == td["max_steps"]
+            for k in ("max_steps", "batch_size", "lr", "warmup"): assert tr[k] in (None, td[k]), (name, k, tr[k], td[k])
+            assert (tr.get("ema") or None) == (td.get("ema") or None), (name, tr.get("ema"), td.get("ema"))
             assert meta["eval_change"] <= 1e-3 or meta["dtype"] == "float32"          # fp16 only where it changes no number
 
 

@@ -173,11 +173,12 @@ def to_pil(x:torch.Tensor, # (C, H, W) image in [-1, 1] (C = 1 or 3)
 
 def read_images(xs:torch.Tensor, # (N, C, H, W) images in [-1, 1]
                 extractor=None, # a genbook.eval.typescore Extractor (default: `sign_reader()`)
-                workers:int=2, # images read concurrently (threads: tesseract runs as a subprocess, onnxruntime releases the GIL)
+                workers:int|None=None, # images read concurrently by threads (default: 2 for tesseract, a subprocess per image; else 1)
                )->list:
     "The text the extractor reads in each image, in order."
     from concurrent.futures import ThreadPoolExecutor
     ex = extractor or sign_reader()
+    if workers is None: workers = 2 if isinstance(ex, TesseractExtractor) else 1   # other readers (any callable) may not be thread-safe
     ims = [to_pil(x) for x in xs]                       # bad images fail here, before any reading
     if workers <= 1: return [ex(im) for im in ims]
     with ThreadPoolExecutor(workers) as pool: return list(pool.map(ex, ims))
@@ -203,12 +204,13 @@ def score_readings(words:list, # target words
 def ocr_ceiling(prompts:list, # (word, style, instruction) from `sign_prompts`
                 extractor=None, # default: `sign_reader()`
                 seed:int=0, # seed of fonts and offsets
+                workers:int|None=None, # see `read_images`
                )->dict:
     "Scores of the extractor on renders of the prompts (random font and offset, as in training): the best a generator can score."
     rng = np.random.default_rng(seed)
     v = np.stack([render_sign(w, s, int(rng.integers(len(SIGN_FONTS))), dx=rng.uniform(-1, 1), dy=rng.uniform(-1, 1)) for w, s, _ in prompts])
     xs = torch.from_numpy(v).float()[:, None] / 127.5 - 1
-    rd = read_images(xs, extractor)
+    rd = read_images(xs, extractor, workers)
     return {"images": xs, "readings": rd, **score_readings([p[0] for p in prompts], rd)}
 
 # %% ../../nbs/66_typescore_models.ipynb #bcb0c697
@@ -274,6 +276,7 @@ def typebench(models:dict, # name -> trained caption model
               extractor=None, # default: `sign_reader()`
               seed:int=0, # sampling seed (the same for every model, scale and split)
               progress:bool=True, # tqdm bar over (model, scale, split)
+              workers:int|None=None, # images read concurrently (see `read_images`)
              )->dict:
     "{'rows': one per (model, scale, split) with mean and bootstrap CI of each metric, per-prompt scores and readings; 'images': the samples}."
     from tqdm.auto import tqdm
@@ -283,7 +286,7 @@ def typebench(models:dict, # name -> trained caption model
     for n, s, sp in tqdm(jobs, disable=not progress, desc="typebench"):
         ps = prompts[sp]
         xs = generate(models[n], [p[2] for p in ps], s, seed)
-        rd = read_images(xs, ex)
+        rd = read_images(xs, ex, workers)
         sc = score_readings([p[0] for p in ps], rd)
         rows.append({"model": n, "scale": float(s), "split": sp, **{k: mean_ci(sc[k]) for k in METRICS},
                      "per_prompt": {k: sc[k].tolist() for k in METRICS}, "readings": rd})

@@ -220,7 +220,7 @@ class StarFlow(nn.Module):
                  noise_std:float=0.0, # pixel-space noise augmentation sigma
                  levels:int=256, # quantisation levels of the data (bits/dim)
                  patch_order:str="p1p2c", # token layout (STARFlow's)
-                 autoencoder:str|None=None, # None (pixels), "digits" (cached conv VAE) or a folder; loaded by `load_pretrained`
+                 autoencoder:str|None=None, # None (pixels), "digits" (shipped conv VAE) or a folder; loaded by `load_pretrained`
                  latent_noise:float=0.3, # latent-space noise augmentation sigma
                  latent_reg:float=1e-4, # weight of sum_k mean(z_k^2) over intermediate block outputs
                  label_names:list|None=None, # class names for captions of text models (default: digit words for 10 classes)
@@ -389,7 +389,7 @@ def evaluate(self:StarFlow, data, # dataset with get_batch ("x", and "y" or "tex
 # %% ../../nbs/16_starflow.ipynb #88c169cc
 @patch
 def load_pretrained(self:StarFlow)->StarFlow:
-    "Build or load the pretrained autoencoder (the cached digits VAE, or a folder) into `space`; a no-op for pixel models. Returns self."
+    "Build or load the pretrained autoencoder (the shipped digits VAE, or a folder) into `space`; a no-op for pixel models. Returns self."
     self.space.load()
     self.space.to(self.var.device)
     return self
