@@ -836,23 +836,21 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
     stored = set(model.state_dict())                                            # frozen parts (a latent model's VAE) are not stored
     names = {n for n, p in model.named_parameters() if p.is_floating_point() and n in stored}
     full = {n: p.detach().clone() for n, p in model.named_parameters() if n in names}
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in names: p.copy_(p.to(dtype))                               # what loading the stored file gives
-    if eval_data is not None:
-        rounded = _metrics(model, eval_data, seed)
+    try:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in names: p.copy_(p.to(dtype))                           # what loading the stored file gives
+        rounded = _metrics(model, eval_data, seed) if eval_data is not None else None
+    finally:                                                                   # the fp32 values go back whatever happens
         with torch.no_grad():
             for n, p in model.named_parameters():
                 if n in names: p.copy_(full[n])
+    if eval_data is not None:
         exact = _metrics(model, eval_data, seed)
         worst = max((abs(rounded[k] - v) / max(abs(v), 1e-12) for k, v in exact.items()), default=0.0)
         if any(not math.isfinite(v) for v in [*exact.values(), *rounded.values()]): worst = float("inf")   # NaN compares False: count it as a change
         if not worst <= tol: dtype = torch.float32                             # the rounding would change a reported number
         meta.update(eval_fp32=exact, eval_rounded=rounded, eval_change=worst)
-    else:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in names: p.copy_(full[n])
     meta["dtype"] = str(dtype).replace("torch.", "")
     save_weights(model, out, metadata=meta, params_dtype=dtype)
     return meta

@@ -12,9 +12,10 @@ import torch
 from ..core import MODELS, import_presets, eval_mode
 from ..train import find_checkpoint, load_weights, EMA, CheckpointError, load_run   # load_run: notebook 03
 from .fid import evaluate_generator
+_all_ = ["load_run"]                                                          # re-exported: `from genbook.eval.compare import *` keeps providing it
 
 # %% auto #0
-__all__ = ['make_sampler', 'model_calls', 'time_train_step', 'time_per_sample', 'compare', 'format_row']
+__all__ = ['make_sampler', 'model_calls', 'time_train_step', 'time_per_sample', 'compare', 'format_row', 'load_run']
 
 # %% ../../nbs/65_compare.ipynb #167cd384
 def _kind(model)->str:
