@@ -15,8 +15,8 @@ from einops import rearrange
 
 # %% auto #0
 __all__ = ['NORMS', 'MLPS', 'PATCH_ORDERS', 'causal_mask', 'block_causal_mask', 'prefix_causal_mask', 'upcast', 'LayerNorm32',
-           'RMSNorm32', 'KVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP', 'SwiGLU',
-           'modulate', 'check_cond', 'TransformerLayer', 'set_grad_checkpointing', 'CrossAttention',
+           'RMSNorm32', 'KVCache', 'StaticKVCache', 'rope_angles', 'apply_rope', 'rope_angles_nd', 'Attention', 'MLP',
+           'SwiGLU', 'modulate', 'check_cond', 'TransformerLayer', 'set_grad_checkpointing', 'CrossAttention',
            'CrossAttentionLayer', 'timestep_features', 'TimestepEmbedding', 'patchify', 'unpatchify', 'ResBlock',
            'UNet']
 
@@ -104,6 +104,21 @@ class KVCache:
         self.v[:, :, self.len:self.len + t] = v
         self.len += t
         return self.k[:, :, :self.len], self.v[:, :, :self.len]
+
+# %% ../nbs/02_nn.ipynb #60c5a325
+class StaticKVCache(KVCache):
+    "KV buffers of fixed shape written at a tensor position `at`: every step has the same shapes (for `torch.compile`); mask keys beyond `at` yourself."
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.at = torch.zeros(1, dtype=torch.long, device=self.k.device)   # (1,) position of the next token; callers update it in place
+    def update(self, k:torch.Tensor, v:torch.Tensor):
+        "Write one token's `k, v` (B, heads, 1, head_dim) at position `at` and return the whole (B, heads, max_len, head_dim) buffers."
+        if k.shape[2] != 1: raise ValueError(f"a StaticKVCache takes one token per update, got {k.shape[2]}")
+        if k.shape[0] != self.k.shape[0]:
+            raise ValueError(f"KV cache was allocated for batch {self.k.shape[0]}, got batch {k.shape[0]}")
+        self.k.index_copy_(2, self.at, k.to(self.k.dtype))
+        self.v.index_copy_(2, self.at, v.to(self.v.dtype))
+        return self.k, self.v
 
 # %% ../nbs/02_nn.ipynb #26f4f3fb
 def rope_angles(pos:torch.Tensor, # (T,) integer or float positions

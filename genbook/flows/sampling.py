@@ -6,14 +6,15 @@ Docs: https://genbook.github.io/genbook/sampling.html.md"""
 
 # %% ../../nbs/12_sampling.ipynb #19b5b3b0
 from __future__ import annotations
-import math, warnings
+import copy, math, warnings
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 import torch
-from ..nn import upcast
+from ..nn import StaticKVCache, upcast
 
 # %% auto #0
-__all__ = ['SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise', 'sample']
+__all__ = ['COMPILE_OPTIONS', 'SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise',
+           'compiled_inverse', 'sample']
 
 # %% ../../nbs/12_sampling.ipynb #a52b0d60
 @dataclass
@@ -125,6 +126,76 @@ def denoise(model, # a flow with log_prob(x, y)
     if not torch.isfinite(g).all(): raise FloatingPointError("non-finite score in denoise (overflow: lower loss_scale)")
     return (xg + sigma ** 2 * (g.float() / loss_scale)).detach().to(x.dtype)
 
+# %% ../../nbs/12_sampling.ipynb #23f44af1
+def _token_params(blk, x, at, pos, cond, caches, temp, reps:int):
+    "(alpha, mu) of token at+1 of the permuted tokens x from token at (`at` a (1,) tensor), `reps` stacked copies of the batch."
+    xi = x.index_select(1, at)
+    if reps > 1: xi = torch.cat([xi] * reps)
+    mask = (torch.arange(x.shape[1], device=x.device) <= at)[None]      # keys 0..at of the static buffers
+    return blk.step_params(xi, 0, None, caches, temp, cond, pos.index_select(0, at), mask=mask)
+
+def _token_step(blk, x, zp, at, pos, cond, caches, temp, g, reps:int):
+    "One sequential step in place: x[:, at+1] = zp[:, at+1] exp(alpha) + mu, guided by rule `g` (step-independent) when given."
+    a, b = _token_params(blk, x, at, pos, cond, caches, temp, reps)
+    if g is not None:
+        (ac, au), (bc, bu) = a.chunk(2), b.chunk(2)
+        a, b = g.combine(ac, bc, au, bu, 0, x.shape[1])
+    nxt = at + 1
+    x.index_copy_(1, nxt, (zp.index_select(1, nxt)[:, 0] * torch.exp(a) + b)[:, None].to(x.dtype))
+
+COMPILE_OPTIONS = {"cpp_wrapper": True}   # inductor options of the compiled step: a C++ wrapper instead of Python between kernels (bench.py [1])
+_COMPILED = {}
+
+def _compiled(fn):
+    "`torch.compile(fn)` with static shapes, built once per process."
+    if fn not in _COMPILED: _COMPILED[fn] = torch.compile(fn, dynamic=False, options=COMPILE_OPTIONS or None)
+    return _COMPILED[fn]
+
+def _tensor_rule(g, device):
+    "A copy of guidance rule `g` whose float settings are 0-d tensors, so that a new weight reuses the compiled graph."
+    gt = copy.copy(g)
+    for k, v in vars(g).items():
+        if isinstance(v, float): setattr(gt, k, torch.tensor(v, device=device))
+    return gt
+
+# %% ../../nbs/12_sampling.ipynb #b8ad06ee
+@torch.no_grad()
+def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
+                     z:torch.Tensor, # latents (B, T, D)
+                     y=None, # labels or None
+                     guidance=None, # a guidance rule (genbook.flows.guidance) or None
+                     index:int=0, num_blocks:int=1, # this block's position in the flow (forward order), for the rule
+                    )->torch.Tensor:
+    "`TarFlowBlock.inverse` (KV-cached, guided branches in one batched call) with its per-token step compiled by `torch.compile`."
+    from genbook.flows.tarflow import TarFlowBlock
+    if not isinstance(blk, TarFlowBlock): raise TypeError(f"compiled_inverse decodes TarFlow blocks, got {type(blk).__name__} (use its inverse or method='jacobi')")
+    if any(l.attn.rope for l in blk.layers): raise ValueError("compiled_inverse: attention with RoPE is not supported (its positions come from the cache length)")
+    zp = upcast(blk.perm(z))
+    B, T, D = zp.shape
+    if T < 2: return blk.perm(zp.clone())
+    g, _, y2, t2 = blk.branches(y, B, guidance, index, num_blocks, zp.device)
+    reps = 1 if g is None else 2
+    p = blk.proj_in.weight
+    caches = [StaticKVCache(reps * B, l.attn.heads, T, l.attn.head_dim, p.dtype, p.device) for l in blk.layers]
+    at = torch.zeros(1, dtype=torch.long, device=zp.device)
+    for c in caches: c.at = at                    # one position tensor, advanced in place
+    x, pos, cond = zp.clone(), blk.pos(), blk.cond(y2, reps * B)
+    with torch._dynamo.config.patch(recompile_limit=64):
+        if g is not None and g.step_dependent:    # the rule needs the step: graph for the parameters, the rule outside
+            params = _compiled(_token_params)
+            for i in range(T - 1):
+                at.fill_(i)
+                a2, b2 = params(blk, x, at, pos, cond, caches, t2, reps)
+                (ac, au), (bc, bu) = a2.chunk(2), b2.chunk(2)
+                a, b = g.combine(ac, bc, au, bu, i, T)
+                x[:, i + 1] = zp[:, i + 1] * torch.exp(a) + b
+        else:
+            step, gt = _compiled(_token_step), None if g is None else _tensor_rule(g, zp.device)
+            for i in range(T - 1):
+                at.fill_(i)
+                step(blk, x, zp, at, pos, cond, caches, t2, gt, reps)
+    return blk.perm(x)
+
 # %% ../../nbs/12_sampling.ipynb #6ab2f5d8
 @torch.no_grad()
 def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarFlow, StarFlow)
@@ -144,9 +215,11 @@ def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarF
            denoise_dtype:torch.dtype|None=None, # the score step's precision (None: fp32; torch.bfloat16: autocast), see `denoise`
            loss_scale:float=1.0, # the score step's loss scale (STARFlow: 65536 with bf16), see `denoise`
            use_cache:bool=True, # sequential: KV-cached decoding (else recompute every prefix: a slow reference)
+           compile:bool=False, # sequential: decode TarFlow blocks with the compiled per-token step (`compiled_inverse`)
           )->tuple:
     "Sample images; returns (x (n, C, H, W), SampleReport)."
     if method not in ("sequential", "jacobi"): raise ValueError(f"method must be 'sequential' or 'jacobi', got {method!r}")
+    if compile and (method != "sequential" or not use_cache): raise ValueError("compile=True needs method='sequential' and use_cache=True (it compiles the KV-cached step)")
     if not math.isfinite(temperature) or temperature < 0: raise ValueError(f"temperature must be finite and >= 0 (the prior's standard deviation; 1: the model's own), got {temperature}")
     p = next(model.parameters())
     dev, zdt = p.device, torch.float64 if p.dtype == torch.float64 else torch.float32
@@ -162,7 +235,8 @@ def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarF
         for k in reversed(range(nb)):
             blk = model.blocks[k]
             if method == "sequential":
-                x = blk.inverse(x, y, use_cache, guidance, k, nb); its = [model.T - 1]
+                x = compiled_inverse(blk, x, y, guidance, k, nb) if compile else blk.inverse(x, y, use_cache, guidance, k, nb)
+                its = [model.T - 1]
             else: x, its = jacobi_inverse(blk, x, y, guidance, k, nb, chunk, tol, max_iter, criterion)
             if record: rep.calls.append(sum(its)); rep.iters.append(its)
             now = ~torch.isfinite(x).flatten(1).all(1)

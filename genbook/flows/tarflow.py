@@ -78,13 +78,14 @@ def step_params(self:TarFlowBlock, x_i:torch.Tensor, # permuted token i (B, 1, D
                 y=None, caches=None, # labels; one KVCache per layer
                 temp:float=1.0, # attention temperature
                 c=None, pos=None, # precomputed cond(y) and pos() (sampling loops pass them once)
+                mask=None, # boolean (1, S) mask over the cached keys (a `StaticKVCache`'s whole buffer); None: attend to all cached
                ):
     "(alpha, mu) of token i+1 from token i, using and filling the KV caches."
     w = self.proj_in.weight
     c = self.cond(y, x_i.shape[0]) if c is None else c
     pos = self.pos() if pos is None else pos
     h = self.proj_in(x_i.to(w.dtype)) + pos[i:i + 1] + c
-    for l, kv in zip(self.layers, caches): h = l(h, cache=kv, temp=temp)
+    for l, kv in zip(self.layers, caches): h = l(h, mask=mask, cache=kv, temp=temp)
     return upcast(self.proj_out(h))[:, 0].chunk(2, -1)
 
 # %% ../../nbs/10_tarflow.ipynb #3090bbbb
@@ -318,10 +319,11 @@ def sample(self:TarFlow, n:int, # number of samples
             generator:torch.Generator|None=None, # RNG for z
             use_cache:bool=True, # KV cache
             guidance=None, # guidance rule, e.g. genbook.flows.guidance.LinearGuidance(2.0)
+            compile:bool=False, # decode with the compiled per-token step (`genbook.flows.sampling.compiled_inverse`)
            )->torch.Tensor:
     "Draw `n` images (n, C, H, W) from the model (`genbook.flows.sampling.sample`, images only)."
     from genbook.flows.sampling import sample  # notebook 12 builds on this one: imported when called
-    return sample(self, n, y, guidance=guidance, temperature=temperature, generator=generator, use_cache=use_cache)[0]
+    return sample(self, n, y, guidance=guidance, temperature=temperature, generator=generator, use_cache=use_cache, compile=compile)[0]
 
 # %% ../../nbs/10_tarflow.ipynb #45546d19
 @torch.no_grad()
