@@ -110,7 +110,8 @@ class StaticKVCache(KVCache):
     "KV buffers of fixed shape written at a tensor position `at`: every step has the same shapes (for `torch.compile`); mask keys beyond `at` yourself."
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.at = torch.zeros(1, dtype=torch.long, device=self.k.device)   # (1,) position of the next token; callers update it in place
+        self.at = torch.zeros(1, dtype=torch.long, device=self.k.device)   # (1,) position of the next token (< max_len); callers update it in place
+    def reset(self): self.len = 0; self.at.zero_(); return self
     def update(self, k:torch.Tensor, v:torch.Tensor):
         "Write one token's `k, v` (B, heads, 1, head_dim) at position `at` and return the whole (B, heads, max_len, head_dim) buffers."
         if k.shape[2] != 1: raise ValueError(f"a StaticKVCache takes one token per update, got {k.shape[2]}")

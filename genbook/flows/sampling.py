@@ -143,7 +143,7 @@ def _token_step(blk, x, zp, at, pos, cond, caches, temp, g, reps:int):
     nxt = at + 1
     x.index_copy_(1, nxt, (zp.index_select(1, nxt)[:, 0] * torch.exp(a) + b)[:, None].to(x.dtype))
 
-COMPILE_OPTIONS = {"cpp_wrapper": True}   # inductor options of the compiled step: a C++ wrapper instead of Python between kernels (bench.py [1])
+COMPILE_OPTIONS = {"cpp_wrapper": True}   # inductor options of the compiled step: a C++ wrapper instead of Python between kernels (bench.py [1]); read at the first compiled call of a process
 _COMPILED = {}
 
 def _compiled(fn):
@@ -154,8 +154,8 @@ def _compiled(fn):
 def _tensor_rule(g, device):
     "A copy of guidance rule `g` whose float settings are 0-d tensors, so that a new weight reuses the compiled graph."
     gt = copy.copy(g)
-    for k, v in vars(g).items():
-        if isinstance(v, float): setattr(gt, k, torch.tensor(v, device=device))
+    for k, v in vars(g).items():      # float64 0-d tensors: exact for float64 models, and a 0-d tensor does not promote fp32 inputs
+        if isinstance(v, float): setattr(gt, k, torch.tensor(v, dtype=torch.float64, device=device))
     return gt
 
 # %% ../../nbs/12_sampling.ipynb #b8ad06ee
@@ -179,7 +179,11 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
     caches = [StaticKVCache(reps * B, l.attn.heads, T, l.attn.head_dim, p.dtype, p.device) for l in blk.layers]
     at = torch.zeros(1, dtype=torch.long, device=zp.device)
     for c in caches: c.at = at                    # one position tensor, advanced in place
-    x, pos, cond = zp.clone(), blk.pos(), blk.cond(y2, reps * B)
+    # plain contiguous tensors: a flipped block's pos() is a Tensor, an unflipped one's a Parameter, and cond(None) an
+    # expanded view; as graph inputs they would differ in type or strides and compile a graph each
+    x, pos = zp.clone(), blk.pos().detach()
+    cond = blk.cond(y2, reps * B)
+    cond = cond.contiguous() if torch.is_tensor(cond) else cond
     with torch._dynamo.config.patch(recompile_limit=64):
         if g is not None and g.step_dependent:    # the rule needs the step: graph for the parameters, the rule outside
             params = _compiled(_token_params)
@@ -220,6 +224,10 @@ def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarF
     "Sample images; returns (x (n, C, H, W), SampleReport)."
     if method not in ("sequential", "jacobi"): raise ValueError(f"method must be 'sequential' or 'jacobi', got {method!r}")
     if compile and (method != "sequential" or not use_cache): raise ValueError("compile=True needs method='sequential' and use_cache=True (it compiles the KV-cached step)")
+    if compile:
+        from genbook.flows.tarflow import TarFlowBlock
+        other = sorted({type(b).__name__ for b in model.blocks if not isinstance(b, TarFlowBlock)})
+        if other: raise ValueError(f"compile=True decodes TarFlow blocks only; this model has {', '.join(other)}: use compile=False")
     if not math.isfinite(temperature) or temperature < 0: raise ValueError(f"temperature must be finite and >= 0 (the prior's standard deviation; 1: the model's own), got {temperature}")
     p = next(model.parameters())
     dev, zdt = p.device, torch.float64 if p.dtype == torch.float64 else torch.float32
