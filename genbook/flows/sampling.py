@@ -219,7 +219,7 @@ def sample(model, # a flow: blocks, T, D, var, condition(y, n), unpatchify (TarF
            denoise_dtype:torch.dtype|None=None, # the score step's precision (None: fp32; torch.bfloat16: autocast), see `denoise`
            loss_scale:float=1.0, # the score step's loss scale (STARFlow: 65536 with bf16), see `denoise`
            use_cache:bool=True, # sequential: KV-cached decoding (else recompute every prefix: a slow reference)
-           compile:bool=False, # sequential: decode TarFlow blocks with the compiled per-token step (`compiled_inverse`)
+           compile:bool=False, # sequential: decode TarFlow blocks with the compiled per-token step (`compiled_inverse`; on CPU needs g++)
           )->tuple:
     "Sample images; returns (x (n, C, H, W), SampleReport)."
     if method not in ("sequential", "jacobi"): raise ValueError(f"method must be 'sequential' or 'jacobi', got {method!r}")
