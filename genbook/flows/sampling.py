@@ -6,7 +6,7 @@ Docs: https://genbook.github.io/genbook/sampling.html.md"""
 
 # %% ../../nbs/12_sampling.ipynb #19b5b3b0
 from __future__ import annotations
-import copy, math, warnings
+import contextlib, copy, math, warnings
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 import torch
@@ -200,7 +200,12 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
             step(blk, x, zp, at, pos, cond, caches, t2, gt, reps)
     with torch._dynamo.config.patch(recompile_limit=64):
         one(0)            # dynamo's guards run here: they pick the graph or compile one
-        with torch.compiler.set_stance(skip_guard_eval_unsafe=SKIP_GUARDS):    # the later steps pass the same objects
+        # the later steps pass the same objects, so the graph step 0 ran is theirs. Skipped only where step 0 surely ran a
+        # graph: the default stance (not force_eager, eager_then_compile, ...) and the recompile limit not reached
+        fn = _token_params if g is not None and g.step_dependent else _token_step
+        from torch._dynamo.eval_frame import _stance, _debug_get_cache_entry_list
+        skip = SKIP_GUARDS and _stance.stance == "default" and len(_debug_get_cache_entry_list(fn.__code__)) < torch._dynamo.config.recompile_limit
+        with torch.compiler.set_stance(skip_guard_eval_unsafe=True, force_backend=_stance.backend) if skip else contextlib.nullcontext():
             for i in range(1, T - 1): one(i)
     return blk.perm(x)
 
