@@ -8,9 +8,8 @@
    batch 16): preallocated KV cache vs no cache vs a growing torch.cat cache (ml-tarflow's);
    guidance with both branches in one batched call vs two separate calls with torch.cat caches (the
    reference's approach); the same batched call with the per-token step compiled by torch.compile
-   (genbook.flows.sampling.compiled_inverse: static-shape KV cache, inductor's C++ kernels, dynamo's guards
-   skipped after each block's first step), its first call (compilation included) reported apart, and the
-   same with the guards checked at every step.
+   (genbook.flows.sampling.compiled_inverse: static-shape KV cache, inductor's C++ kernels), its first call
+   (compilation included) reported apart.
 2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else the shipped
    weights, else a small model trained here for a few hundred steps): wall time and number of sequential model calls.
 3. One training step of the tarflow-digits preset (global batch 128).
@@ -47,7 +46,6 @@ from genbook.core import MODELS, import_presets
 from genbook.flows.tarflow import TarFlow
 from genbook.flows.guidance import LinearGuidance
 from genbook.flows.sampling import sample
-import genbook.flows.sampling as gfs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,10 +105,6 @@ def bench_reference_config(reps, batches=(1, 4, 16, 64)):
     r["guided_compiled_max_abs_diff"] = (xc - m.inverse(z, y, guidance=g)).abs().max().item()
     r["guided_compiled_s"] = best(lambda: comp(g), reps)
     r["seq_compiled_s"] = best(lambda: comp(None), reps)
-    gfs.SKIP_GUARDS = False          # the same with dynamo's guards checked at every step (the default skips them after the first)
-    try: r["guided_compiled_guarded_s"] = best(lambda: comp(g), reps)
-    finally: gfs.SKIP_GUARDS = True
-    r["guard_skip_gain"] = r["guided_compiled_guarded_s"] / r["guided_compiled_s"]
     r["guided_reference_over_compiled"] = r["guided_two_pass_catcache_s"] / r["guided_compiled_s"]
     r["guided_batched_over_compiled"] = r["guided_batched_s"] / r["guided_compiled_s"]
     r["uncached_over_cached"] = r["seq_uncached_s"] / r["seq_cached_s"]
@@ -468,8 +462,6 @@ def main():
     print(f"    compiled step (sample(..., compile=True)): guided {r['guided_compiled_s']:.3f}s, unguided {r['seq_compiled_s']:.3f}s "
           f"(first call {r['guided_compiled_first_s']:.1f}s, compilation included)  ->  {r['guided_reference_over_compiled']:.2f}x faster than the "
           f"reference's two calls, {r['guided_batched_over_compiled']:.2f}x faster than the eager batched call, max |diff| {r['guided_compiled_max_abs_diff']:.1e}")
-    print(f"    of which skipping dynamo's guards after each block's first step: {r['guided_compiled_guarded_s']:.3f}s with guards at every step "
-          f"-> {r['guard_skip_gain']:.2f}x")
     print("    two calls + cat caches / one batched call, by batch size: " + ", ".join(f"B={b}: {v:.2f}x" for b, v in r["guided_ratio_by_batch"].items()))
     m, desc = digits_model(a.train_steps, use_trained=not a.quick)
     r = res["jacobi"] = {"model": desc, **bench_jacobi(m, a.reps, a.tol)}

@@ -6,15 +6,15 @@ Docs: https://genbook.github.io/genbook/sampling.html.md"""
 
 # %% ../../nbs/12_sampling.ipynb #19b5b3b0
 from __future__ import annotations
-import contextlib, copy, math, warnings
+import copy, math, warnings
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 import torch
 from ..nn import StaticKVCache, upcast
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'SKIP_GUARDS', 'SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder',
-           'denoise', 'compiled_inverse', 'sample']
+__all__ = ['COMPILE_OPTIONS', 'SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise',
+           'compiled_inverse', 'sample']
 
 # %% ../../nbs/12_sampling.ipynb #a52b0d60
 @dataclass
@@ -144,7 +144,6 @@ def _token_step(blk, x, zp, at, pos, cond, caches, temp, g, reps:int):
     x.index_copy_(1, nxt, (zp.index_select(1, nxt)[:, 0] * torch.exp(a) + b)[:, None].to(x.dtype))
 
 COMPILE_OPTIONS = {"cpp_wrapper": True}   # inductor options of the compiled step: a C++ wrapper instead of Python between kernels (bench.py [1]); read at the first compiled call of a process
-SKIP_GUARDS = True   # steps after a block's first run with dynamo's guard checks skipped (`torch.compiler.set_stance(skip_guard_eval_unsafe=True)`): their inputs are the first step's objects, so the first step's graph is the right one (bench.py [1] measures the gain)
 _COMPILED = {}
 
 def _compiled(fn):
@@ -199,14 +198,7 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
             at.fill_(i)
             step(blk, x, zp, at, pos, cond, caches, t2, gt, reps)
     with torch._dynamo.config.patch(recompile_limit=64):
-        one(0)            # dynamo's guards run here: they pick the graph or compile one
-        # the later steps pass the same objects, so the graph step 0 ran is theirs. Skipped only where step 0 surely ran a
-        # graph: the default stance (not force_eager, eager_then_compile, ...) and the recompile limit not reached
-        fn = _token_params if g is not None and g.step_dependent else _token_step
-        from torch._dynamo.eval_frame import _stance, _debug_get_cache_entry_list
-        skip = SKIP_GUARDS and _stance.stance == "default" and len(_debug_get_cache_entry_list(fn.__code__)) < torch._dynamo.config.recompile_limit
-        with torch.compiler.set_stance(skip_guard_eval_unsafe=True, force_backend=_stance.backend) if skip else contextlib.nullcontext():
-            for i in range(1, T - 1): one(i)
+        for i in range(T - 1): one(i)
     return blk.perm(x)
 
 # %% ../../nbs/12_sampling.ipynb #6ab2f5d8
