@@ -8,8 +8,8 @@
    batch 16): preallocated KV cache vs no cache vs a growing torch.cat cache (ml-tarflow's);
    guidance with both branches in one batched call vs two separate calls with torch.cat caches (the
    reference's approach); the same batched call with the per-token step compiled by torch.compile
-   (genbook.flows.sampling.compiled_inverse: static-shape KV cache, inductor's C++ kernels), its first call
-   (compilation included) reported apart.
+   (genbook.flows.sampling.compiled_inverse: static-shape KV cache, inductor's C++ kernels, several steps per
+   graph), its first call (compilation included) reported apart, and the compiled step at one step per call.
 2. Jacobi vs sequential decoding on a trained digits model (runs/tarflow-digits if trained, else the shipped
    weights, else a small model trained here for a few hundred steps): wall time and number of sequential model calls.
 3. One training step of the tarflow-digits preset (global batch 128).
@@ -46,6 +46,7 @@ from genbook.core import MODELS, import_presets
 from genbook.flows.tarflow import TarFlow
 from genbook.flows.guidance import LinearGuidance
 from genbook.flows.sampling import sample
+import genbook.flows.sampling as S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +106,13 @@ def bench_reference_config(reps, batches=(1, 4, 16, 64)):
     r["guided_compiled_max_abs_diff"] = (xc - m.inverse(z, y, guidance=g)).abs().max().item()
     r["guided_compiled_s"] = best(lambda: comp(g), reps)
     r["seq_compiled_s"] = best(lambda: comp(None), reps)
+    # the same with one step per compiled call (UNROLL = 1): what unrolling several steps into one graph gains
+    unroll, S.UNROLL = S.UNROLL, 1
+    try:
+        comp(g); r["guided_compiled_1step_s"] = best(lambda: comp(g), reps)
+    finally: S.UNROLL = unroll
+    r["unroll"] = S.unroll_for(m.T, S.UNROLL)
+    r["guided_1step_over_unrolled"] = r["guided_compiled_1step_s"] / r["guided_compiled_s"]
     r["guided_reference_over_compiled"] = r["guided_two_pass_catcache_s"] / r["guided_compiled_s"]
     r["guided_batched_over_compiled"] = r["guided_batched_s"] / r["guided_compiled_s"]
     r["uncached_over_cached"] = r["seq_uncached_s"] / r["seq_cached_s"]
@@ -462,6 +470,8 @@ def main():
     print(f"    compiled step (sample(..., compile=True)): guided {r['guided_compiled_s']:.3f}s, unguided {r['seq_compiled_s']:.3f}s "
           f"(first call {r['guided_compiled_first_s']:.1f}s, compilation included)  ->  {r['guided_reference_over_compiled']:.2f}x faster than the "
           f"reference's two calls, {r['guided_batched_over_compiled']:.2f}x faster than the eager batched call, max |diff| {r['guided_compiled_max_abs_diff']:.1e}")
+    print(f"    compiled, one step per call instead of {r['unroll']}: guided {r['guided_compiled_1step_s']:.3f}s  ->  unrolling is "
+          f"{r['guided_1step_over_unrolled']:.2f}x faster")
     print("    two calls + cat caches / one batched call, by batch size: " + ", ".join(f"B={b}: {v:.2f}x" for b, v in r["guided_ratio_by_batch"].items()))
     m, desc = digits_model(a.train_steps, use_trained=not a.quick)
     r = res["jacobi"] = {"model": desc, **bench_jacobi(m, a.reps, a.tol)}

@@ -14,6 +14,7 @@ def test_bench_quick(tmp_path):
     assert ref["guided_max_abs_diff"] < 1e-4                 # batched guidance gives the same samples
     assert ref["uncached_over_cached"] > 0 and set(ref["guided_ratio_by_batch"]) == {"1", "16"}
     assert ref["guided_compiled_max_abs_diff"] < 1e-4 and ref["guided_reference_over_compiled"] > 0 and ref["seq_compiled_s"] > 0   # the compiled step too
+    assert ref["guided_compiled_1step_s"] > 0 and ref["unroll"] == 7                 # and at one step per call (63 steps = 9 calls of 7)
     j = res["jacobi"]
     assert j["seq_calls"] == 60 and j["jacobi_max_calls"] <= 60 and j["jacobi_max_rel_l2_to_seq"] < 1e-2
     assert res["train"]["train_step_s"] > 0

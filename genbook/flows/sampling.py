@@ -13,8 +13,8 @@ import torch
 from ..nn import StaticKVCache, upcast
 
 # %% auto #0
-__all__ = ['COMPILE_OPTIONS', 'SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise',
-           'compiled_inverse', 'sample']
+__all__ = ['UNROLL', 'COMPILE_OPTIONS', 'SampleReport', 'FlowBlockDecoder', 'jacobi_inverse', 'check_block_decoder', 'denoise',
+           'unroll_for', 'compiled_inverse', 'sample']
 
 # %% ../../nbs/12_sampling.ipynb #a52b0d60
 @dataclass
@@ -143,6 +143,19 @@ def _token_step(blk, x, zp, at, pos, cond, caches, temp, g, reps:int):
     nxt = at + 1
     x.index_copy_(1, nxt, (zp.index_select(1, nxt)[:, 0] * torch.exp(a) + b)[:, None].to(x.dtype))
 
+def _token_steps(blk, x, zp, at, pos, cond, caches, temp, g, reps:int, k:int):
+    "`k` sequential steps in one call (one graph), from token `at` on; advances `at` by k in place."
+    for _ in range(k):
+        _token_step(blk, x, zp, at, pos, cond, caches, temp, g, reps)
+        at.add_(1)
+
+UNROLL = 8    # most steps per compiled call (`compiled_inverse` takes the largest divisor of T - 1 up to it); 1: a call per step
+
+def unroll_for(T:int, unroll:int)->int:
+    "Steps per compiled call for T tokens: the largest divisor of the T - 1 steps that is <= unroll (so one graph covers a block)."
+    if not isinstance(unroll, int) or unroll < 1: raise ValueError(f"unroll must be an int >= 1 (steps per compiled call), got {unroll!r}")
+    return max(d for d in range(1, min(unroll, max(T - 1, 1)) + 1) if (T - 1) % d == 0)
+
 COMPILE_OPTIONS = {"cpp_wrapper": True}   # inductor options of the compiled step: a C++ wrapper instead of Python between kernels (bench.py [1]); read at the first compiled call of a process
 _COMPILED = {}
 
@@ -165,9 +178,11 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
                      y=None, # labels or None
                      guidance=None, # a guidance rule (genbook.flows.guidance) or None
                      index:int=0, num_blocks:int=1, # this block's position in the flow (forward order), for the rule
+                     unroll:int|None=None, # most steps per compiled call (None: `UNROLL`; the largest divisor of T - 1 up to it is used)
                     )->torch.Tensor:
-    "`TarFlowBlock.inverse` (KV-cached, guided branches in one batched call) with its per-token step compiled by `torch.compile`."
+    "`TarFlowBlock.inverse` (KV-cached, guided branches in one batched call) with its per-token step compiled by `torch.compile`, several steps per graph."
     from genbook.flows.tarflow import TarFlowBlock
+    k = unroll_for(z.shape[1], UNROLL if unroll is None else unroll)
     if not isinstance(blk, TarFlowBlock): raise TypeError(f"compiled_inverse decodes TarFlow blocks, got {type(blk).__name__} (use its inverse or method='jacobi')")
     if any(l.attn.rope for l in blk.layers): raise ValueError("compiled_inverse: attention with RoPE is not supported (its positions come from the cache length)")
     zp = upcast(blk.perm(z))
@@ -192,13 +207,15 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
             (ac, au), (bc, bu) = a2.chunk(2), b2.chunk(2)
             a, b = g.combine(ac, bc, au, bu, i, T)
             x[:, i + 1] = zp[:, i + 1] * torch.exp(a) + b
-    else:
-        step, gt = _compiled(_token_step), None if g is None else _tensor_rule(g, zp.device)
+        starts = range(T - 1)
+    else:                                     # k steps per call: the graph advances `at` itself
+        steps, gt = _compiled(_token_steps), None if g is None else _tensor_rule(g, zp.device)
         def one(i):
             at.fill_(i)
-            step(blk, x, zp, at, pos, cond, caches, t2, gt, reps)
+            steps(blk, x, zp, at, pos, cond, caches, t2, gt, reps, k)
+        starts = range(0, T - 1, k)
     with torch._dynamo.config.patch(recompile_limit=64):
-        for i in range(T - 1): one(i)
+        for i in starts: one(i)
     return blk.perm(x)
 
 # %% ../../nbs/12_sampling.ipynb #6ab2f5d8
