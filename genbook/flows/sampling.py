@@ -182,9 +182,9 @@ def compiled_inverse(blk, # a TarFlowBlock (attention without RoPE)
                     )->torch.Tensor:
     "`TarFlowBlock.inverse` (KV-cached, guided branches in one batched call) with its per-token step compiled by `torch.compile`, several steps per graph."
     from genbook.flows.tarflow import TarFlowBlock
-    k = unroll_for(z.shape[1], UNROLL if unroll is None else unroll)
     if not isinstance(blk, TarFlowBlock): raise TypeError(f"compiled_inverse decodes TarFlow blocks, got {type(blk).__name__} (use its inverse or method='jacobi')")
     if any(l.attn.rope for l in blk.layers): raise ValueError("compiled_inverse: attention with RoPE is not supported (its positions come from the cache length)")
+    k = unroll_for(z.shape[1], UNROLL if unroll is None else unroll)
     zp = upcast(blk.perm(z))
     B, T, D = zp.shape
     if T < 2: return blk.perm(zp.clone())
