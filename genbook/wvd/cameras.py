@@ -111,7 +111,9 @@ def _reproj(P, # (..., 3, 4) projection hypotheses
     q = Xh @ np.swapaxes(P, -1, -2)                            # (..., N, 3)
     sgn = np.sign(np.linalg.det(P[..., :3]))[..., None]       # depth sign of x ~ P X
     w = q[..., 2] * sgn
-    e = np.linalg.norm(q[..., :2] / np.where(np.abs(q[..., 2:]) > 1e-300, q[..., 2:], 1e-300) - uv, axis=-1)
+    # depth floored at 1e-12 (as in _project): a point on the camera plane gets an error far above any threshold,
+    # without the overflow to inf (and numpy's warning) that a 1e-300 floor gave when the error is squared
+    e = np.linalg.norm(q[..., :2] / np.where(np.abs(q[..., 2:]) > 1e-12, q[..., 2:], 1e-12) - uv, axis=-1)
     return np.where(w > 0, e, np.inf)
 
 def _ransac(uv, X, # (N, 2) pixels and (N, 3) points
