@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # (model preset, data preset): the presets whose trained weights the notebooks load with genbook.train.pretrained
 SHIPPED = [("tarflow-digits", "digits"), ("starflow", "digits"), ("starflow-text", "digits-captions"), ("starflow-pixel", "digits"),
            ("dit-digits", "digits"), ("dart-digits", "digits"), ("dit-fm-digits", "digits"), ("dart-fm-digits", "digits"),
-           ("dart-text", "digits-captions"), ("splatter", "multiview")]
+           ("dart-text", "digits-captions"), ("splatter", "multiview"), ("gpt", "mult"), ("vid2sim-prior", "sim-clips"),
+           ("wvd", "clips"), ("wvd-regress", "clips")]
 
 
 def ship_vae(out: Path) -> dict:

@@ -9,6 +9,8 @@ from ship_weights import SHIPPED  # noqa: E402
 
 
 FITTED = {"scaling_factor", "shift_factor"}   # set by fitting after training (the VAE's latent scaling), not preset settings
+# arguments a preset may leave open, which scripts/train.py's build_model then takes from the data (gpt's max_len is the data's seq_len)
+FROM_DATA = {"in_channels", "img_size", "views", "num_classes", "levels", "vocab_size", "max_len", "frames"}
 
 
 def norm(v): return json.loads(json.dumps(v, default=str))   # tuples -> lists, as the file's JSON header holds them
@@ -27,7 +29,8 @@ def test_every_listed_preset_ships_and_matches_the_preset_today():
         assert meta["preset"] == name and meta["dtype"] in ("float16", "float32"), (name, meta.get("dtype"))
         defaults, have = MODELS.config(name), meta["config"]
         assert set(defaults) - FITTED <= set(have), f"{name}: the file's config lacks {sorted(set(defaults) - FITTED - set(have))}"
-        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED}
+        open_ = FROM_DATA - set(MODELS.get(name)[1])                                # not fixed by the preset: follows the data
+        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED | open_}
         assert not stale, f"{name}: shipped with {stale} (file, preset now); rerun scripts/ship_weights.py --presets {name}"
         m = pretrained(name)
         assert not m.training and all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in m.parameters())
@@ -54,6 +57,6 @@ def test_ship_weights_script_writes_a_loadable_file(tmp_path):
     from genbook.train import pretrained, weights_metadata
     m = pretrained("dit-digits", path=tmp_path / "w" / "dit-digits.safetensors")
     assert m.config["width"] == 32 and weights_metadata(tmp_path / "w" / "dit-digits.safetensors")["step"] == 2
-    r = subprocess.run(py + [str(ROOT / "scripts" / "ship_weights.py"), "--skip-train", "--presets", "gpt"], cwd=ROOT, env=env,
+    r = subprocess.run(py + [str(ROOT / "scripts" / "ship_weights.py"), "--skip-train", "--presets", "tarflow-imagenet64"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
-    assert r.returncode != 0 and "--presets: not shipped: gpt" in r.stderr, r.stderr
+    assert r.returncode != 0 and "--presets: not shipped: tarflow-imagenet64" in r.stderr, r.stderr
