@@ -9,8 +9,10 @@ from ship_weights import SHIPPED  # noqa: E402
 
 
 FITTED = {"scaling_factor", "shift_factor"}   # set by fitting after training (the VAE's latent scaling), not preset settings
-# arguments a preset may leave open, which scripts/train.py's build_model then takes from the data (gpt's max_len is the data's seq_len)
-FROM_DATA = {"in_channels", "img_size", "views", "num_classes", "levels", "vocab_size", "max_len", "frames"}
+# arguments that scripts/train.py's build_model took from the shipped data because the preset leaves them open, where they
+# differ from the constructor's default (gpt's max_len is the mult data's seq_len, 11); one explicit entry per case:
+# {preset: {argument: the data's attribute it was taken from}}, checked against the shipped data preset below
+FROM_DATA = {"gpt": {"max_len": "seq_len"}}
 
 
 def norm(v): return json.loads(json.dumps(v, default=str))   # tuples -> lists, as the file's JSON header holds them
@@ -19,7 +21,7 @@ def norm(v): return json.loads(json.dumps(v, default=str))   # tuples -> lists, 
 def test_every_listed_preset_ships_and_matches_the_preset_today():
     "A preset whose defaults changed after its weights were shipped fails here (the notebooks would show another model)."
     import torch
-    from genbook.core import MODELS, import_presets
+    from genbook.core import DATA, MODELS, import_presets
     from genbook.train import shipped_weights, weights_metadata, pretrained
     import_presets()
     shipped = shipped_weights()
@@ -29,9 +31,11 @@ def test_every_listed_preset_ships_and_matches_the_preset_today():
         assert meta["preset"] == name and meta["dtype"] in ("float16", "float32"), (name, meta.get("dtype"))
         defaults, have = MODELS.config(name), meta["config"]
         assert set(defaults) - FITTED <= set(have), f"{name}: the file's config lacks {sorted(set(defaults) - FITTED - set(have))}"
-        open_ = FROM_DATA - set(MODELS.get(name)[1])                                # not fixed by the preset: follows the data
-        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED | open_}
+        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED | set(FROM_DATA.get(name, {}))}
         assert not stale, f"{name}: shipped with {stale} (file, preset now); rerun scripts/ship_weights.py --presets {name}"
+        if name in FROM_DATA:
+            data = DATA.build(dict(SHIPPED)[name], split="test")
+            for k, attr in FROM_DATA[name].items(): assert have[k] == getattr(data, attr), (name, k, have[k], getattr(data, attr))
         m = pretrained(name)
         assert not m.training and all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in m.parameters())
         if name != "vae-digits":
