@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = [("tarflow-digits", "digits"), ("starflow", "digits"), ("starflow-text", "digits-captions"), ("starflow-pixel", "digits"),
            ("dit-digits", "digits"), ("dart-digits", "digits"), ("dit-fm-digits", "digits"), ("dart-fm-digits", "digits"),
            ("dart-text", "digits-captions"), ("splatter", "multiview"), ("gpt", "mult"), ("vid2sim-prior", "sim-clips"),
-           ("wvd", "clips"), ("wvd-regress", "clips"), ("shapetokens", "shapes")]
+           ("wvd", "clips"), ("wvd-regress", "clips"), ("shapetokens", "shapes"),
+           ("dit-signs", "signs")]
 
 
 def ship_vae(out: Path) -> dict:

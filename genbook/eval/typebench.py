@@ -135,7 +135,7 @@ from ..dit import DiT
 from ..dart import DART
 from ..flows.starflow import StarFlow
 
-_SIGN_TRAIN = dict(lr=1e-3, batch_size=48, max_steps=3000, warmup=100, weight_decay=1e-4, ema=0.999)
+_SIGN_TRAIN = dict(lr=1e-3, batch_size=48, max_steps=10000, warmup=100, weight_decay=1e-4, ema=0.999)
 _SIGN = dict(in_channels=1, img_size=32, width=96, head_dim=32)
 MODELS.register("dit-signs", DiT, help="DiT for 32x32 signs: p4, width 96, 4 layers, caption (char encoder) as in-context tokens, v-prediction, data: signs",
                 train=_SIGN_TRAIN, patch_size=4, depth=4, num_classes=0, text_encoder="char", text_len=36, label_drop=0.1, **_SIGN)
