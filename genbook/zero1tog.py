@@ -79,6 +79,7 @@ class Zero1toG(nn.Module):
                  bound:float=1.0, log_scale_range:tuple=(-9.0, 0.0), # attribute ranges of the data (pack_attributes)
                  bg:float=1.0, # render background (the data's: white)
                  autoencoder:str|None=None, # None: diffuse the attribute images; a folder of genbook.latent.save_autoencoder: diffuse their latents (the latent path)
+                 concat_input:bool=False, # also add the input view's patch (and the keep flag) to the tokens at the same place in every image, as Zero-1-to-3 concatenates the input to the noisy image
                 ):
         super().__init__()
         if attention not in ATTENTION: raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
@@ -99,6 +100,8 @@ class Zero1toG(nn.Module):
         self.embed, self.ray_embed = nn.Linear(D, width), nn.Linear(6 * patch_size ** 2, width)
         self.attr_embed, self.pos_embed = nn.Parameter(torch.zeros(self.A, width)), nn.Parameter(torch.zeros(N, width))
         self.cond_embed, self.cond_ray_embed = nn.Linear(Dp, width), nn.Linear(6 * patch_size ** 2, width)
+        self.concat_input = bool(concat_input)
+        self.input_embed = nn.Linear(4 * patch_size ** 2, width) if self.concat_input else None   # (keep flag, input view) patches
         self.cond_layers = nn.ModuleList([TransformerLayer(width, head_dim, expansion, rope_axes=axes) for _ in range(cond_depth)])
         self.null = nn.Parameter(torch.zeros(N, width))                       # the context when the input view is dropped
         self.t_embed, self.c_proj = TimestepEmbedding(width), nn.Linear(width, width)
@@ -179,6 +182,7 @@ def forward(self:Zero1toG, x:torch.Tensor, # (B, V, 5, C, s, s) noisy attribute 
     W, N = self.embed.out_features, self.g ** 2
     h = self.embed(patchify(x.flatten(0, 2), self.pl)).reshape(B, self.V, self.A, N, W)
     h = h + self.attr_embed[None, None, :, None] + ray_tok[:, :, None] + self.pos_embed
+    if self.concat_input: h = h + self.input_embed(patchify(cond[:, :4].to(x.dtype), self.p))[:, None, None]
     for i, (mix, layer) in enumerate(zip(self.mixes, self.layers)):
         pos = getattr(self, f"pos_{mix}")
         h = axial(h, mix, lambda g, k: layer(g, c=c.repeat_interleave(k, 0), pos=pos))
