@@ -19,7 +19,7 @@ SHIPPED = [("tarflow-digits", "digits"), ("starflow", "digits"), ("starflow-text
            ("dit-digits", "digits"), ("dart-digits", "digits"), ("dit-fm-digits", "digits"), ("dart-fm-digits", "digits"),
            ("dart-text", "digits-captions"), ("splatter", "multiview"), ("gpt", "mult"), ("vid2sim-prior", "sim-clips"),
            ("wvd", "clips"), ("wvd-regress", "clips"), ("shapetokens", "shapes"),
-           ("dit-signs", "signs")]
+           ("dit-signs", "signs"), ("dart-signs", "signs"), ("starflow-signs", "signs")]
 
 
 def ship_vae(out: Path) -> dict:

@@ -140,7 +140,7 @@ _SIGN = dict(in_channels=1, img_size=32, width=96, head_dim=32)
 MODELS.register("dit-signs", DiT, help="DiT for 32x32 signs: p4, width 96, 4 layers, caption (char encoder) as in-context tokens, v-prediction, data: signs",
                 train=_SIGN_TRAIN, patch_size=4, depth=4, num_classes=0, text_encoder="char", text_len=36, label_drop=0.1, **_SIGN)
 MODELS.register("dart-signs", DART, help="DART for 32x32 signs: p8, T=8 (128 image tokens), width 96, 4 layers, caption prefix (char encoder), data: signs",
-                train=_SIGN_TRAIN, patch_size=8, T=8, depth=4, cond="text", text_encoder="char", text_len=36, label_drop=0.1, head="gauss", **_SIGN)
+                train=_SIGN_TRAIN, patch_size=8, T=8, depth=4, num_classes=0, cond="text", text_encoder="char", text_len=36, label_drop=0.1, head="gauss", **_SIGN)
 MODELS.register("starflow-signs", StarFlow, help="pixel STARFlow for 32x32 signs: p4, blocks [1,1,4], width 96, caption prefix (char encoder), noise 0.05, data: signs",
                 train=_SIGN_TRAIN, patch_size=4, layers=[1, 1, 4], text_encoder="char", text_max_len=36, caption_drop=0.1, noise_std=0.05, levels=256, **_SIGN);
 
