@@ -116,7 +116,7 @@ class ConvVAE(Autoencoder):
         dec = [nn.Conv2d(latent_channels, width, 3, padding=1), act()]
         for _ in range(n): dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width, 3, padding=1), act()]
         self.decoder = nn.Sequential(*dec, nn.Conv2d(width, in_channels, 3, padding=1))
-        self.log_sigma = nn.Parameter(torch.tensor(-1.0))
+        self.log_sigma = nn.Parameter(torch.full((1,), -1.0))   # 1-d, not 0-d: DeepSpeed cannot broadcast 0-d parameters (older files hold it 0-d; load_weights accepts them)
 
     def moments(self, x:torch.Tensor, # images (B, C, H, W) in [-1, 1]
                )->tuple:
@@ -305,7 +305,12 @@ def save_autoencoder(model:Autoencoder, # a ConvVAE or a DiffusersAutoencoder
 def _find_autoencoder(folder_or_path:str|Path)->tuple:
     "(class name, constructor config, weights file or diffusers folder) of a saved autoencoder; reads no weights."
     p = Path(folder_or_path).expanduser()
-    if not p.exists(): raise FileNotFoundError(f"autoencoder not found: {p}")
+    if not p.exists():                                   # else the name of an autoencoder shipped in the package (genbook/weights)
+        from genbook.train import shipped_weights
+        ae = {n: f for n, f in shipped_weights().items() if "_class_name" in weights_metadata(f)}
+        if str(folder_or_path) not in ae:
+            raise FileNotFoundError(f"autoencoder not found: {p} is neither a path nor the name of a shipped autoencoder ({', '.join(ae) or 'none'})")
+        p = ae[str(folder_or_path)]
     if p.is_file() and p.suffix == ".safetensors":
         meta = weights_metadata(p)
         if "_class_name" in meta: return meta["_class_name"], dict(meta.get("config") or {}), p
@@ -322,7 +327,7 @@ def _find_autoencoder(folder_or_path:str|Path)->tuple:
         return meta.get("_class_name"), dict(meta.get("config") or {}), folder/WEIGHTS_NAME
     raise FileNotFoundError(f"no {CONFIG_NAME} or {WEIGHTS_NAME} in {folder} (expected a save_autoencoder or diffusers AutoencoderKL folder)")
 
-def load_autoencoder(folder_or_path:str|Path, # a folder written by save_autoencoder or diffusers, or a file in it
+def load_autoencoder(folder_or_path:str|Path, # a folder written by save_autoencoder or diffusers, a file in it, or the name of a shipped autoencoder ("vae-digits")
                      dtype:torch.dtype=torch.float32, # weights dtype of a diffusers VAE
                      frozen:bool=True, # eval mode and no gradients
                     )->Autoencoder:
@@ -407,7 +412,7 @@ def add_frozen(parent:nn.Module, # the model that uses the frozen part
     return module
 
 # %% ../nbs/15_latent.ipynb #1dc9452e
-def autoencoder_shape(source:str|Path, # "digits" or a folder for `load_autoencoder`
+def autoencoder_shape(source:str|Path, # "digits", or a folder or shipped name for `load_autoencoder`
                       img_shape:tuple, # image shape (C, H, W)
                      )->tuple:
     "The latent shape an autoencoder `source` gives images of `img_shape`, read from its config (nothing is built or loaded)."
@@ -424,7 +429,7 @@ def autoencoder_shape(source:str|Path, # "digits" or a folder for `load_autoenco
 class LatentSpace(nn.Module):
     "The space a generative model works in: images, or the scaled latents of a frozen autoencoder; with training noise."
     def __init__(self, img_shape:tuple, # image shape (C, H, W)
-                 autoencoder:str|Autoencoder|None=None, # None (image space), "digits", a folder (`load_autoencoder`) or an Autoencoder
+                 autoencoder:str|Autoencoder|None=None, # None (image space), "digits", a folder or the name of a shipped autoencoder (`load_autoencoder`), or an Autoencoder
                  noise:float=0.0, # std of the Gaussian noise added to training inputs, in this space's units
                 ):
         super().__init__()

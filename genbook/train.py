@@ -210,6 +210,8 @@ def load_weights(model:nn.Module, # the module to fill
     try: sd = load_file(str(path))
     except Exception as e: raise CheckpointError(f"cannot read weights {path} (corrupt or not safetensors): {e}") from None
     own = model.state_dict()
+    for k, v in sd.items():   # a scalar stored 0-d where the model now holds it with shape (1,) (DeepSpeed cannot broadcast 0-d parameters)
+        if v.dim() == 0 and k in own and own[k].shape == (1,): sd[k] = v.reshape(1)
     for g in _aliases(own):   # a tied tensor is stored under one of its names
         have = [k for k in g if k in sd]
         if have: sd.update({k: sd[have[0]] for k in g if k not in sd})
@@ -823,6 +825,7 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
              dtype:torch.dtype=torch.float16, # storage dtype of the floating parameters (buffers keep theirs)
              tol:float=1e-3, # largest relative change of any evaluation metric that `dtype` may cause
              seed:int=0, # RNG seed of both evaluations (stochastic metrics see the same noise)
+             config:dict|None=None, # model config entries stored in place of the run's (an autoencoder folder by the name of its shipped copy); recorded as `renamed`
             )->dict:
     "Write a run's trained model (EMA weights where kept) as one file for the package; returns the metadata written."
     ck = find_checkpoint(run)
@@ -833,6 +836,10 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
     if (root / "config.json").is_file():
         meta["train"] = {k: v for k, v in json.loads((root / "config.json").read_text()).items() if not k.startswith("_")}
         meta["source"] += "".join(f" --model-arg {k}={v}" for k, v in (meta["train"].get("model_args") or {}).items())
+    if config:
+        bad = [k for k in config if k not in model.config]
+        if bad: raise ValueError(f"ship_run: config entries {bad} are not in the model's config ({', '.join(model.config)})")
+        meta["renamed"] = {k: [model.config[k], v] for k, v in config.items()}
     stored = set(model.state_dict())                                            # frozen parts (a latent model's VAE) are not stored
     names = {n for n, p in model.named_parameters() if p.is_floating_point() and n in stored}
     full = {n: p.detach().clone() for n, p in model.named_parameters() if n in names}
@@ -852,6 +859,7 @@ def ship_run(run:str|Path, # a run folder of scripts/train.py (or a checkpoint f
         if not worst <= tol: dtype = torch.float32                             # the rounding would change a reported number
         meta.update(eval_fp32=exact, eval_rounded=rounded, eval_change=worst)
     meta["dtype"] = str(dtype).replace("torch.", "")
+    if config: model.config.update(config)                                     # what `pretrained` rebuilds the model from
     save_weights(model, out, metadata=meta, params_dtype=dtype)
     return meta
 
