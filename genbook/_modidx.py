@@ -1535,4 +1535,5 @@ d = { 'settings': { 'branch': 'main',
                                   'genbook.zero1tog.axial': ('zero1tog.html#axial', 'genbook/zero1tog.py'),
                                   'genbook.zero1tog.axial_positions': ('zero1tog.html#axial_positions', 'genbook/zero1tog.py'),
                                   'genbook.zero1tog.finetune_decoder': ('zero1tog.html#finetune_decoder', 'genbook/zero1tog.py'),
-                                  'genbook.zero1tog.plucker_rays': ('zero1tog.html#plucker_rays', 'genbook/zero1tog.py')}}}
+                                  'genbook.zero1tog.plucker_rays': ('zero1tog.html#plucker_rays', 'genbook/zero1tog.py'),
+                                  'genbook.zero1tog.train_attribute_vae': ('zero1tog.html#train_attribute_vae', 'genbook/zero1tog.py')}}}

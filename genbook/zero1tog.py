@@ -24,7 +24,7 @@ from .latent import LatentSpace, ConvVAE
 
 # %% auto #0
 __all__ = ['MIXES', 'ATTENTION', 'plucker_rays', 'axial', 'axial_positions', 'Zero1toG', 'attribute_stats', 'AttributeImages',
-           'SplatsFromAttributes', 'autoencoder_quality', 'finetune_decoder']
+           'SplatsFromAttributes', 'autoencoder_quality', 'finetune_decoder', 'train_attribute_vae']
 
 # %% ../nbs/35_zero1tog.ipynb #0aaa7b30
 def plucker_rays(cams:Cameras, # cameras, any batch shape
@@ -381,10 +381,28 @@ def finetune_decoder(autoencoder:ConvVAE, # trained on attribute images (left un
         hist.append({"render_l1": l_r.item(), "attr_mse": l_a.item()})
     return ae.freeze(), hist
 
+# %% ../nbs/35_zero1tog.ipynb #1f6f5344
+def train_attribute_vae(data, # splat-attributes training data
+                        steps:int=1500, # autoencoder training steps (the attr-vae preset's batch, lr and warm-up)
+                        finetune_steps:int=400, # decoder fine-tune steps (`finetune_decoder`, lr 2e-4, batch 8 objects)
+                        seed:int=0, progress:bool=True)->tuple:
+    "(autoencoder, fine-tuned autoencoder, fine-tune history): the `attr-vae` preset trained on the attribute images of `data` (latent scaling fitted, frozen), then a copy with its decoder fine-tuned by the rendering loss."
+    from genbook.core import seed_everything
+    from genbook.train import Trainer
+    seed_everything(seed)
+    vae = MODELS.build("attr-vae")
+    Trainer(vae, AttributeImages(data), progress=progress, **{**MODELS.train_defaults("attr-vae"), "max_steps": steps}).fit()
+    vae.fit_scaling(AttributeImages(data))
+    ft, hist = finetune_decoder(vae.freeze(), data, steps=finetune_steps, lr=2e-4, batch_size=8, seed=seed, progress=progress)
+    return vae, ft, hist
+
 # %% ../nbs/35_zero1tog.ipynb #6b0e2e5d
-_Z = dict(patch_size=4, width=96, depth=3, head_dim=32, cond_depth=2, prediction="v", schedule="cosine", sample_steps=50)
-_Z_TRAIN = dict(lr=1e-3, batch_size=16, max_steps=1500, warmup=100, weight_decay=1e-4, ema=0.999)
-MODELS.register("zero1tog", Zero1toG, help="Zero-1-to-G: DiT over (views x attributes) splat images with cross-view + cross-attribute attention, data: splat-attributes",
+MODELS.register("attr-vae", ConvVAE, help="the autoencoder of Zero-1-to-G's latent path: 3x16x16 attribute images -> 4x8x8 latents (train_attribute_vae; shipped with its decoder fine-tuned)",
+                train=dict(batch_size=8, max_steps=1500, lr=2e-3, warmup=50), in_channels=3, img_size=16, latent_channels=4, factor=2, width=32, beta=0.1)
+# the latent path is the default: `autoencoder` names the shipped attr-vae (genbook/weights/attr-vae.safetensors); autoencoder=None is pixel space
+_Z = dict(patch_size=4, width=96, depth=3, head_dim=32, cond_depth=2, prediction="v", schedule="cosine", sample_steps=50, autoencoder="attr-vae")
+_Z_TRAIN = dict(lr=1e-3, batch_size=16, max_steps=3000, warmup=100, weight_decay=1e-4, ema=0.999)
+MODELS.register("zero1tog", Zero1toG, help="Zero-1-to-G: DiT over the latents of (views x attributes) splat images with cross-view + cross-attribute attention, data: splat-attributes",
                 train=_Z_TRAIN, attention="axial", **_Z)
 MODELS.register("zero1tog-image", Zero1toG, help="Zero-1-to-G ablation: the cross-view / cross-attribute layers replaced by within-image layers (same size), data: splat-attributes",
                 train=_Z_TRAIN, attention="image", **_Z);

@@ -5,14 +5,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from ship_weights import SHIPPED  # noqa: E402
+from ship_weights import SHIPPED, AUTOENCODERS, data_args  # noqa: E402
 
 
 FITTED = {"scaling_factor", "shift_factor"}   # set by fitting after training (the VAE's latent scaling), not preset settings
 # arguments that scripts/train.py's build_model took from the shipped data because the preset leaves them open, where they
-# differ from the constructor's default (gpt's max_len is the mult data's seq_len, 11); one explicit entry per case:
-# {preset: {argument: the data's attribute it was taken from}}, checked against the shipped data preset below
-FROM_DATA = {"gpt": {"max_len": "seq_len"}}
+# differ from the constructor's default (gpt's max_len is the mult data's seq_len, 11; zero1tog's image side is the
+# 16x16 of its data); one explicit entry per case: {preset: {argument: what of the data it was taken from}}, checked
+# against the shipped data preset (with ship_weights' data arguments) below
+FROM_DATA = {"gpt": {"max_len": lambda d: d.seq_len}, "zero1tog": {"img_size": lambda d: d.shape[-1]}}
+# factory arguments the model does not record (its config is the constructed model's): dsplats' init names the run it
+# started from, whose weights the trained ones replace
+FACTORY_ONLY = {"dsplats": {"init"}}
 
 
 def norm(v): return json.loads(json.dumps(v, default=str))   # tuples -> lists, as the file's JSON header holds them
@@ -25,20 +29,21 @@ def test_every_listed_preset_ships_and_matches_the_preset_today():
     from genbook.train import shipped_weights, weights_metadata, pretrained
     import_presets()
     shipped = shipped_weights()
-    assert set(shipped) == {n for n, _ in SHIPPED} | {"vae-digits"}, sorted(shipped)
+    assert set(shipped) == {n for n, _ in SHIPPED} | AUTOENCODERS, sorted(shipped)
     for name, f in shipped.items():
         meta = weights_metadata(f)
         assert meta["preset"] == name and meta["dtype"] in ("float16", "float32"), (name, meta.get("dtype"))
         defaults, have = MODELS.config(name), meta["config"]
-        assert set(defaults) - FITTED <= set(have), f"{name}: the file's config lacks {sorted(set(defaults) - FITTED - set(have))}"
-        stale = {k: (have[k], norm(v)) for k, v in defaults.items() if have[k] != norm(v) and k not in FITTED | set(FROM_DATA.get(name, {}))}
+        own = set(defaults) - FITTED - FACTORY_ONLY.get(name, set())
+        assert own <= set(have), f"{name}: the file's config lacks {sorted(own - set(have))}"
+        stale = {k: (have[k], norm(defaults[k])) for k in own if have[k] != norm(defaults[k]) and k not in set(FROM_DATA.get(name, {}))}
         assert not stale, f"{name}: shipped with {stale} (file, preset now); rerun scripts/ship_weights.py --presets {name}"
         if name in FROM_DATA:
-            data = DATA.build(dict(SHIPPED)[name], split="test")
-            for k, attr in FROM_DATA[name].items(): assert have[k] == getattr(data, attr), (name, k, have[k], getattr(data, attr))
+            data = DATA.build(dict(SHIPPED)[name], split="test", **data_args(name))
+            for k, get in FROM_DATA[name].items(): assert have[k] == get(data), (name, k, have[k], get(data))
         m = pretrained(name)
         assert not m.training and all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in m.parameters())
-        if name != "vae-digits":
+        if name not in AUTOENCODERS:
             td, tr = MODELS.train_defaults(name), meta["train"]                     # trained at the preset's defaults
             assert meta["step"] == td["max_steps"]
             for k in ("max_steps", "batch_size", "lr", "warmup"): assert tr[k] in (None, td[k]), (name, k, tr[k], td[k])
