@@ -8,7 +8,8 @@ downloads it at install time), so this does what nbdev's quarto pipeline does wi
    `#| exporti` and `#| default_exp` cells are dropped, each exported function or class gets the API
    entry `show_doc` makes (signature with its documented parameters, docstring) where nbdev puts it,
    `#|` lines are stripped from the code shown, `#| echo: false` / `#| output: false` hide the code /
-   the output, and `` `names` `` of the library or of notebooks (and `.ipynb` links) become links;
+   the output, `#| code-fold: true` folds the code behind a toggle (the notebooks' error-check cells),
+   and `` `names` `` of the library or of notebooks (and `.ipynb` links) become links;
 2. run Sphinx (docs/conf.py) on it, rendering the saved outputs; nothing is executed.
 
     python scripts/build_docs.py                       # build the site into _site/ (open _site/index.html)
@@ -93,6 +94,7 @@ def stage_notebook(path: Path, index: dict):
         tags = c.metadata.setdefault("tags", [])
         if d.get("echo") == "false": tags.append("remove-input")
         if d.get("output") == "false": tags.append("remove-output")
+        if d.get("code-fold") == "true": tags.append("hide-input")   # quarto's code-fold: the code behind a "show" toggle
         c.source = src
         if src or c.outputs: cells.append(c)
     if mod: index[mod.__name__] = [(name, "")]

@@ -20,11 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
+def _final_state(text:str)->str:
+    "A stream as a terminal shows it at the end: of each line rewritten with carriage returns (tqdm bars), only its last state."
+    return "\n".join(([q for q in line.split("\r") if q.strip()] or [""])[-1] for line in text.split("\n"))
+
+
 def _strip_widgets(p):
-    "Drop live-widget outputs (they need a kernel; DESIGN: no saved widget state): each widget cell shows a static figure beside it."
+    "Drop live-widget outputs (they need a kernel; DESIGN: no saved widget state): each widget cell shows a static figure beside it; progress bars keep their final state."
     nb = json.loads(p.read_text())
     for c in nb["cells"]:
         if c.get("outputs"): c["outputs"] = [o for o in c["outputs"] if WIDGET not in o.get("data", {})]
+        for o in c.get("outputs", []):
+            t = "".join(o["text"]) if o.get("output_type") == "stream" and isinstance(o.get("text"), list) else o.get("text") if o.get("output_type") == "stream" else None
+            if t and "\r" in t: o["text"] = _final_state(t).splitlines(keepends=True)
     p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 

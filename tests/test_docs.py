@@ -20,7 +20,7 @@ def test_stage_drops_hidden_cells_adds_api_entries_and_links(tmp_path):
         md("# Core\n> the basics"), code("#| default_exp core"), code("#| hide\nimport secret_module"),
         code("#| export\ndef get_device(): pass"), md("Use `get_device` (see `01_other`, [there](01_other.ipynb#x), [here](01_other.ipynb)); $x^2$."),
         code("#| slow\n#| eval: false\nprint(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")]),
-        code("#| echo: false\nshown_output_only()")])
+        code("#| echo: false\nshown_output_only()"), code("#| code-fold: true\ntest_fail(f)")])
     nbformat.write(nb, src / "00_core.ipynb")
     nbformat.write(nbformat.v4.new_notebook(cells=[md("# Other")]), src / "01_other.ipynb")
     nbformat.write(nbformat.v4.new_notebook(cells=[md("# Home\nSee `genbook.core`.\n\n![a figure](images/fig.png)")]), src / "index.ipynb")
@@ -37,6 +37,7 @@ def test_stage_drops_hidden_cells_adds_api_entries_and_links(tmp_path):
     slow = next(c for c in cells if c.source == "print(1)")
     assert slow.outputs[0].text == "1\n"
     assert "remove-input" in next(c for c in cells if c.source == "shown_output_only()").metadata.tags
+    assert "hide-input" in next(c for c in cells if c.source == "test_fail(f)").metadata.tags   # folded behind a toggle
     assert (dst / "images" / "fig.png").is_file() and not (dst / "runs").exists()  # images beside the notebooks come along
     home = nbformat.read(dst / "index.ipynb", as_version=4).cells
     assert "[`genbook.core`](core.html)" in home[0].source and "{toctree}" in home[-1].source and "core\nother" in home[-1].source

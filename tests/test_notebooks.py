@@ -31,3 +31,18 @@ def test_notebook_is_committed_executed(nb):
     code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
     if len(code) > 2:
         assert any(c.get("outputs") for c in code), f"{nb.name} has no saved outputs: run `python scripts/run_notebooks.py {nb.relative_to(ROOT)}` and commit it"
+
+
+def test_saved_progress_bars_keep_their_final_state(tmp_path):
+    "scripts/run_notebooks.py saves a tqdm stream (a line rewritten with carriage returns) as its last state, not hundreds of frames."
+    import json, sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from run_notebooks import _final_state, _strip_widgets
+    assert _final_state("a:   0%\ra:  50%\ra: 100%\ndone\n") == "a: 100%\ndone\n"
+    assert _final_state("x\r\n\ny\n") == "x\n\ny\n"
+    p = tmp_path / "n.ipynb"
+    p.write_text(json.dumps({"cells": [{"cell_type": "code", "source": [], "metadata": {}, "execution_count": 1,
+                                        "outputs": [{"output_type": "stream", "name": "stderr", "text": ["bar: 1/3\r", "bar: 2/3\r", "bar: 3/3\n"]}]}],
+                             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    _strip_widgets(p)
+    assert json.loads(p.read_text())["cells"][0]["outputs"][0]["text"] == ["bar: 3/3\n"]
