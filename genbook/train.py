@@ -22,8 +22,8 @@ from .core import get_device, autocast, autocast_dtype, load_json, eval_mode, Tr
 __all__ = ['warmup_cosine', 'BatchStream', 'dist_env', 'setup_distributed', 'CheckpointError', 'rng_state', 'set_rng_state',
            'model_config', 'save_weights', 'weights_metadata', 'load_weights', 'find_checkpoint', 'read_meta',
            'check_checkpoint', 'LossModule', 'read_metrics', 'param_groups', 'describe_groups', 'EMA', 'Callback',
-           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'TensorBoardLogger', 'build_ds_config',
-           'zero_memory_estimate', 'TrainingDiverged', 'TrainingInterrupted', 'Trainer', 'load_run', 'weights_dir',
+           'EvalCallback', 'LogCallback', 'CheckpointCallback', 'SampleGrid', 'TensorBoardLogger', 'TrainingDiverged',
+           'TrainingInterrupted', 'Trainer', 'build_ds_config', 'zero_memory_estimate', 'load_run', 'weights_dir',
            'shipped_weights', 'ship_run', 'pretrained']
 
 # %% ../nbs/03_train.ipynb #12a548d6
@@ -430,52 +430,6 @@ class TensorBoardLogger(Callback):
         if self.writer is not None: self.writer.close(); self.writer = None
 
 
-# %% ../nbs/03_train.ipynb #7035ccbc
-def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
-                     batch_size:int, world:int, accum:int, # global batch, ranks, accumulation (when the JSON does not set it)
-                     grad_clip:float|None, bf16:bool, # the trainer's clipping and bf16 switch
-                     device:torch.device, # where the engine runs
-                    )->dict:
-    "The DeepSpeed config the trainer runs: batch sizes, clipping and bf16 filled in; optimizer and scheduler refused."
-    src = cfg if isinstance(cfg, (str, Path)) else "the DeepSpeed config"
-    cfg = load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg
-    if not isinstance(cfg, dict): raise ValueError(f"{src} must hold a JSON object ({{...}}), got a {type(cfg).__name__}")
-    cfg = dict(cfg)
-    ga = cfg.get("gradient_accumulation_steps", accum)
-    if not (isinstance(ga, int) and not isinstance(ga, bool) and ga >= 1): raise ValueError(f"{src}: gradient_accumulation_steps must be an integer >= 1, got {ga!r}")
-    for k in ("optimizer", "scheduler"):
-        if k in cfg: raise ValueError(f"DeepSpeed config declares '{k}': genbook builds AdamW and the cosine schedule in code; remove it")
-    if cfg.get("fp16", {}).get("enabled") and device.type == "cpu": raise ValueError("fp16 is not supported on CPU; use bf16")
-    accum = int(cfg.get("gradient_accumulation_steps", accum))
-    if batch_size % (world * accum):
-        raise ValueError(f"batch size {batch_size} is not divisible by world size {world} x gradient accumulation {accum}")
-    cfg.pop("train_batch_size", None)
-    cfg.update(train_micro_batch_size_per_gpu=batch_size // (world * accum), gradient_accumulation_steps=accum)
-    if grad_clip is not None: cfg.setdefault("gradient_clipping", grad_clip)
-    gc = cfg.get("gradient_clipping")
-    if gc is not None and not (isinstance(gc, (int, float)) and math.isfinite(gc) and gc >= 0):
-        raise ValueError(f"gradient_clipping (grad_clip or the DeepSpeed JSON) must be a finite number >= 0 (0: no clipping), got {gc!r}")
-    if bf16: cfg["bf16"] = {"enabled": True}      # bf16=True switches it on whatever the JSON says
-    cfg.setdefault("bf16", {"enabled": False})
-    cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
-    return cfg
-
-# %% ../nbs/03_train.ipynb #4c003782
-def zero_memory_estimate(model:nn.Module, # the model (the meta device works: only shapes are read)
-                         devices:int=1, # devices per node
-                         nodes:int=1, # nodes
-                        )->dict:
-    "Bytes of model states per device for ZeRO stages 0-3 (mixed precision, Adam, no offload), as DeepSpeed estimates them."
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-    if devices < 1 or nodes < 1: raise ValueError(f"devices and nodes must be >= 1, got {devices}, {nodes}")
-    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    largest = max((sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad) for m in model.modules()), default=0)
-    N = devices * nodes
-    return {0: 20 * n, 1: 8 * n + int(12 * n / N),
-            2: estimate_zero2_model_states_mem_needs(n, devices, nodes, cpu_offload=False)[1],
-            3: estimate_zero3_model_states_mem_needs(n, largest, devices, nodes, cpu_offload=False, cpu_offload_params=False)[1]}
-
 # %% ../nbs/03_train.ipynb #cf18017a
 class TrainingDiverged(RuntimeError):
     "Training stopped: too many consecutive skipped steps, or non-finite weights where a checkpoint was due."
@@ -773,6 +727,52 @@ class Trainer:
 
 _null = contextlib.nullcontext
 
+
+# %% ../nbs/03_train.ipynb #7035ccbc
+def build_ds_config(cfg:str|Path|dict, # DeepSpeed JSON (path or dict)
+                     batch_size:int, world:int, accum:int, # global batch, ranks, accumulation (when the JSON does not set it)
+                     grad_clip:float|None, bf16:bool, # the trainer's clipping and bf16 switch
+                     device:torch.device, # where the engine runs
+                    )->dict:
+    "The DeepSpeed config the trainer runs: batch sizes, clipping and bf16 filled in; optimizer and scheduler refused."
+    src = cfg if isinstance(cfg, (str, Path)) else "the DeepSpeed config"
+    cfg = load_json(cfg, "DeepSpeed config") if isinstance(cfg, (str, Path)) else cfg
+    if not isinstance(cfg, dict): raise ValueError(f"{src} must hold a JSON object ({{...}}), got a {type(cfg).__name__}")
+    cfg = dict(cfg)
+    ga = cfg.get("gradient_accumulation_steps", accum)
+    if not (isinstance(ga, int) and not isinstance(ga, bool) and ga >= 1): raise ValueError(f"{src}: gradient_accumulation_steps must be an integer >= 1, got {ga!r}")
+    for k in ("optimizer", "scheduler"):
+        if k in cfg: raise ValueError(f"DeepSpeed config declares '{k}': genbook builds AdamW and the cosine schedule in code; remove it")
+    if cfg.get("fp16", {}).get("enabled") and device.type == "cpu": raise ValueError("fp16 is not supported on CPU; use bf16")
+    accum = int(cfg.get("gradient_accumulation_steps", accum))
+    if batch_size % (world * accum):
+        raise ValueError(f"batch size {batch_size} is not divisible by world size {world} x gradient accumulation {accum}")
+    cfg.pop("train_batch_size", None)
+    cfg.update(train_micro_batch_size_per_gpu=batch_size // (world * accum), gradient_accumulation_steps=accum)
+    if grad_clip is not None: cfg.setdefault("gradient_clipping", grad_clip)
+    gc = cfg.get("gradient_clipping")
+    if gc is not None and not (isinstance(gc, (int, float)) and math.isfinite(gc) and gc >= 0):
+        raise ValueError(f"gradient_clipping (grad_clip or the DeepSpeed JSON) must be a finite number >= 0 (0: no clipping), got {gc!r}")
+    if bf16: cfg["bf16"] = {"enabled": True}      # bf16=True switches it on whatever the JSON says
+    cfg.setdefault("bf16", {"enabled": False})
+    cfg.setdefault("steps_per_print", 10**9); cfg.setdefault("wall_clock_breakdown", False)
+    return cfg
+
+# %% ../nbs/03_train.ipynb #4c003782
+def zero_memory_estimate(model:nn.Module, # the model (the meta device works: only shapes are read)
+                         devices:int=1, # devices per node
+                         nodes:int=1, # nodes
+                        )->dict:
+    "Bytes of model states per device for ZeRO stages 0-3 (mixed precision, Adam, no offload), as DeepSpeed estimates them."
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    if devices < 1 or nodes < 1: raise ValueError(f"devices and nodes must be >= 1, got {devices}, {nodes}")
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    largest = max((sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad) for m in model.modules()), default=0)
+    N = devices * nodes
+    return {0: 20 * n, 1: 8 * n + int(12 * n / N),
+            2: estimate_zero2_model_states_mem_needs(n, devices, nodes, cpu_offload=False)[1],
+            3: estimate_zero3_model_states_mem_needs(n, largest, devices, nodes, cpu_offload=False, cpu_offload_params=False)[1]}
 
 # %% ../nbs/03_train.ipynb #5f752001
 def _preset_model(preset:str, meta:dict, where)->nn.Module:

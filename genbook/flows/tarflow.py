@@ -141,29 +141,6 @@ def inverse(self:TarFlowBlock, z:torch.Tensor, # latents (B, T, D)
         x[:, i + 1] = zp[:, i + 1] * torch.exp(a) + b
     return self.perm(x)
 
-# %% ../../nbs/10_tarflow.ipynb #a5c4052e
-@patch
-def decode_state(self:TarFlowBlock, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict:
-    "Per-call decoding state: the active rule `g` (or None), KV caches for B (or 2B guided) rows, labels, temperatures."
-    g, _, y2, t2 = self.branches(y, B, guidance, index, num_blocks, device)
-    nb = B if g is None else 2 * B
-    return dict(g=g, caches=[l.attn.new_cache(nb, self.num_tokens) for l in self.layers], cond=self.cond(y2, nb), temp=t2, pos=self.pos())
-
-@patch
-def decode_first(self:TarFlowBlock, st:dict): return None   # token 0 passes a TarFlow block unchanged
-
-@patch
-def decode_params(self:TarFlowBlock, st:dict, # from `decode_state`
-                  inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
-                  s:int, # index of the first token whose parameters are wanted
-                 ):
-    "(alpha, mu) of tokens s..e-1 (branches stacked [cond; uncond] when guided), appending to the caches."
-    e = s + inp.shape[1]
-    if st["g"] is not None: inp = torch.cat([inp, inp])
-    h = self.proj_in(inp.to(self.proj_in.weight.dtype)) + st["pos"][s - 1:e - 1] + st["cond"]
-    for l, c in zip(self.layers, st["caches"]): h = l(h, causal=True, cache=c, temp=st["temp"])
-    return upcast(self.proj_out(h)).chunk(2, -1)
-
 # %% ../../nbs/10_tarflow.ipynb #66eecde7
 def check_images(x:torch.Tensor, # the array to check
                  C:int, # channels
@@ -452,3 +429,26 @@ MODELS.register("tarflow-imagenet128-cond", TarFlow, help="TarFlow, paper/ml-tar
                 train=_tarflow_paper(768, 320, _IMAGENET), img_size=128, patch_size=4, width=1024, num_classes=1000, noise_std=0.15, **_TF_FULL)
 MODELS.register("tarflow-afhq256", TarFlow, help="TarFlow, paper/ml-tarflow AFHQ 256x256, 3 classes: p8, width 768, 8x8 layers, sigma 0.07 (463,481,856 params)",
                 train=_tarflow_paper(256, 4000, _AFHQ), img_size=256, patch_size=8, width=768, num_classes=3, noise_std=0.07, **_TF_FULL);
+
+# %% ../../nbs/10_tarflow.ipynb #a5c4052e
+@patch
+def decode_state(self:TarFlowBlock, y, B:int, guidance, index:int, num_blocks:int, device=None)->dict:
+    "Per-call decoding state: the active rule `g` (or None), KV caches for B (or 2B guided) rows, labels, temperatures."
+    g, _, y2, t2 = self.branches(y, B, guidance, index, num_blocks, device)
+    nb = B if g is None else 2 * B
+    return dict(g=g, caches=[l.attn.new_cache(nb, self.num_tokens) for l in self.layers], cond=self.cond(y2, nb), temp=t2, pos=self.pos())
+
+@patch
+def decode_first(self:TarFlowBlock, st:dict): return None   # token 0 passes a TarFlow block unchanged
+
+@patch
+def decode_params(self:TarFlowBlock, st:dict, # from `decode_state`
+                  inp:torch.Tensor, # permuted tokens s-1..e-2 (B, e-s, D)
+                  s:int, # index of the first token whose parameters are wanted
+                 ):
+    "(alpha, mu) of tokens s..e-1 (branches stacked [cond; uncond] when guided), appending to the caches."
+    e = s + inp.shape[1]
+    if st["g"] is not None: inp = torch.cat([inp, inp])
+    h = self.proj_in(inp.to(self.proj_in.weight.dtype)) + st["pos"][s - 1:e - 1] + st["cond"]
+    for l, c in zip(self.layers, st["caches"]): h = l(h, causal=True, cache=c, temp=st["temp"])
+    return upcast(self.proj_out(h)).chunk(2, -1)
