@@ -69,3 +69,16 @@ def test_ship_weights_script_writes_a_loadable_file(tmp_path):
     r = subprocess.run(py + [str(ROOT / "scripts" / "ship_weights.py"), "--skip-train", "--presets", "tarflow-imagenet64"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "--presets: not shipped: tarflow-imagenet64" in r.stderr, r.stderr
+
+
+def test_a_run_autoencoder_folder_is_named_by_its_shipped_copy(tmp_path):
+    "ship_weights stores a run's autoencoder folder as the shipped file's name only when the tensors are the same (zero1tog's runs/attr-vae-ft -> attr-vae)."
+    import torch
+    from ship_weights import shipped_name
+    from genbook.latent import load_autoencoder, save_autoencoder
+    from genbook.train import weights_dir
+    ae = load_autoencoder("attr-vae")
+    assert shipped_name(save_autoencoder(ae, tmp_path / "same"), weights_dir()) == "attr-vae"
+    with torch.no_grad(): ae.decoder[0].bias.add_(1e-3)
+    assert shipped_name(save_autoencoder(ae, tmp_path / "other"), weights_dir()) is None
+    assert shipped_name(None, weights_dir()) is None and shipped_name(tmp_path / "missing", weights_dir()) is None
